@@ -1,0 +1,120 @@
+"""Versioned parameter snapshots, encoded without pickle and checked on decode.
+
+Layout of an encoded snapshot (all little-endian)::
+
+    b"SRK1" | u32 header length | header (UTF-8 JSON) | array bytes, back to back
+
+The header holds the version, creation time, examples trained on, free-form ``meta``
+(JSON values only), and for each array its name, dtype, shape and byte range, plus a
+BLAKE2b checksum of the array bytes. :func:`decode` refuses anything that is not this
+format, whose checksum does not match, or whose dtype is not a plain numeric one, so a
+value in Redis can never make the reader run code.
+
+Examples
+--------
+>>> import numpy as np
+>>> snap = Snapshot(version=3, created_ms=1764489600000, examples=12,
+...                 arrays={"w": np.arange(4, dtype=np.float32)}, meta={"bits": 2})
+>>> back = decode(encode(snap))
+>>> back.version, back.model_version, back.arrays["w"].tolist(), back.meta
+(3, 'v3', [0.0, 1.0, 2.0, 3.0], {'bits': 2})
+>>> decode(b"not a snapshot")
+Traceback (most recent call last):
+...
+learner.snapshot.SnapshotError: not a streamrank snapshot (bad magic bytes)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+__all__ = ["MAGIC", "Snapshot", "SnapshotError", "decode", "encode"]
+
+MAGIC = b"SRK1"
+_ALLOWED_DTYPES = {"<f4", "<f8", "<i4", "<i8", "<u4", "<u8", "|u1", "|i1"}
+
+
+class SnapshotError(ValueError):
+    """An encoded snapshot is malformed, corrupted or of an unknown format."""
+
+
+@dataclass
+class Snapshot:
+    """One version of the served model parameters."""
+
+    version: int
+    created_ms: int
+    examples: int
+    arrays: dict[str, npt.NDArray[Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_version(self) -> str:
+        """The version as the contract spells it (``"v118"``)."""
+        return f"v{self.version}"
+
+
+def _checksum(parts: list[bytes]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def encode(snap: Snapshot) -> bytes:
+    """Serialise a snapshot to bytes (see the module docstring for the layout)."""
+    specs, blobs, offset = [], [], 0
+    for name, arr in snap.arrays.items():
+        a = np.ascontiguousarray(arr)
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        if a.dtype.str not in _ALLOWED_DTYPES:
+            raise SnapshotError(f"array {name!r}: dtype {a.dtype} cannot go into a snapshot")
+        raw = a.tobytes()
+        specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape),
+                      "offset": offset, "nbytes": len(raw)})
+        blobs.append(raw)
+        offset += len(raw)
+    header = orjson.dumps({
+        "version": snap.version, "created_ms": snap.created_ms, "examples": snap.examples,
+        "meta": snap.meta, "arrays": specs, "checksum": _checksum(blobs),
+    })
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *blobs])
+
+
+def decode(data: bytes, verify: bool = True) -> Snapshot:
+    """Parse bytes made by :func:`encode`; raise :class:`SnapshotError` on anything else."""
+    if len(data) < 8 or data[:4] != MAGIC:
+        raise SnapshotError("not a streamrank snapshot (bad magic bytes)")
+    (hlen,) = struct.unpack_from("<I", data, 4)
+    start = 8 + hlen
+    if start > len(data):
+        raise SnapshotError("truncated snapshot header")
+    try:
+        header = orjson.loads(data[8:start])
+        specs = header["arrays"]
+        body = memoryview(data)[start:]
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for s in specs:
+            if s["dtype"] not in _ALLOWED_DTYPES:
+                raise SnapshotError(f"array {s['name']!r}: dtype {s['dtype']} is not allowed")
+            lo, hi = int(s["offset"]), int(s["offset"]) + int(s["nbytes"])
+            if lo < 0 or hi > len(body):
+                raise SnapshotError(f"array {s['name']!r} runs past the end of the snapshot")
+            arr = np.frombuffer(body[lo:hi], dtype=np.dtype(s["dtype"]))
+            arrays[s["name"]] = arr.reshape(s["shape"])
+        if verify and _checksum([bytes(body)]) != header["checksum"]:
+            raise SnapshotError("snapshot checksum mismatch: the bytes were corrupted or altered")
+        return Snapshot(version=int(header["version"]), created_ms=int(header["created_ms"]),
+                        examples=int(header["examples"]), arrays=arrays,
+                        meta=dict(header.get("meta") or {}))
+    except SnapshotError:
+        raise
+    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        raise SnapshotError(f"malformed snapshot header: {exc}") from None

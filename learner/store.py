@@ -1,0 +1,109 @@
+"""Snapshots in Redis: atomic publish, the last few versions kept, atomic read.
+
+Keys, under the deployment's ``redis_prefix``::
+
+    {prefix}snapshot:seq        INCR counter handing out versions
+    {prefix}snapshot:current    the served version (an integer)
+    {prefix}snapshot:v:{N}      the encoded snapshot of version N
+    {prefix}snapshot:versions   sorted set of the kept versions (score = N)
+    {prefix}snapshot:channel    pub/sub channel announcing each new current version
+
+Publishing and reading are each one Lua script, which Redis runs atomically: a reader
+gets the current version together with its bytes, so it can never see a half-written
+snapshot, or a version whose bytes were just trimmed away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from learner.snapshot import Snapshot, decode, encode
+
+__all__ = ["SnapshotStore"]
+
+# KEYS[1] current, KEYS[2] versions zset; ARGV[1] version, ARGV[2] blob,
+# ARGV[3] key prefix of blobs, ARGV[4] how many versions to keep, ARGV[5] channel
+_PUBLISH = """
+redis.call('SET', ARGV[3] .. ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1])
+local keep = tonumber(ARGV[4])
+local n = redis.call('ZCARD', KEYS[2])
+if n > keep then
+  local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
+  for _, v in ipairs(old) do
+    if v ~= ARGV[1] then
+      redis.call('DEL', ARGV[3] .. v)
+      redis.call('ZREM', KEYS[2], v)
+    end
+  end
+end
+redis.call('PUBLISH', ARGV[5], ARGV[1])
+return n
+"""
+
+# KEYS[1] current; ARGV[1] key prefix of blobs -> {version, blob} or nil
+_READ_CURRENT = """
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+return {v, redis.call('GET', ARGV[1] .. v)}
+"""
+
+
+class SnapshotStore:
+    """Publish and read model snapshots in Redis.
+
+    Parameters
+    ----------
+    redis
+        An asyncio Redis client (``decode_responses=False``).
+    prefix
+        Namespace of this deployment's keys.
+    keep
+        How many versions stay readable.
+    """
+
+    def __init__(self, redis: aioredis.Redis, prefix: str = "streamrank:", keep: int = 5) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.keep = keep
+        self.k_seq = f"{prefix}snapshot:seq"
+        self.k_current = f"{prefix}snapshot:current"
+        self.k_blob = f"{prefix}snapshot:v:"
+        self.k_versions = f"{prefix}snapshot:versions"
+        self.channel = f"{prefix}snapshot:channel"
+        self._publish = redis.register_script(_PUBLISH)
+        self._read = redis.register_script(_READ_CURRENT)
+
+    async def next_version(self) -> int:
+        """A fresh version number, unique in this deployment."""
+        return int(await self.redis.incr(self.k_seq))
+
+    async def publish(self, snap: Snapshot) -> None:
+        """Store ``snap`` and make it the current version, in one atomic step."""
+        await self._publish(keys=[self.k_current, self.k_versions],
+                            args=[snap.version, encode(snap), self.k_blob, self.keep,
+                                  self.channel])
+
+    async def current_version(self) -> int | None:
+        """The current version number, or ``None`` when nothing was published."""
+        v = await self.redis.get(self.k_current)
+        return int(v) if v is not None else None
+
+    async def load_current(self) -> Snapshot | None:
+        """The current snapshot (checksum verified), or ``None`` when there is none."""
+        got: Any = await self._read(keys=[self.k_current], args=[self.k_blob])
+        if not got or got[1] is None:
+            return None
+        return decode(bytes(got[1]))
+
+    async def load(self, version: int) -> Snapshot | None:
+        """A kept version, or ``None`` when it was trimmed or never existed."""
+        blob = await self.redis.get(f"{self.k_blob}{version}")
+        return decode(bytes(blob)) if blob is not None else None
+
+    async def versions(self) -> list[int]:
+        """The kept versions, oldest first."""
+        return [int(v) for v in await self.redis.zrange(self.k_versions, 0, -1)]

@@ -1,0 +1,3 @@
+"""The HTTP scorer: reads snapshots, ranks candidates, logs impressions."""
+
+__all__: list[str] = []
