@@ -45,6 +45,8 @@ class WorkerSettings(CommonSettings):
     app_id: str = "streamrank"
     #: Partitions of the event topics when the worker creates them.
     topic_partitions: int = Field(default=4, ge=1)
+    #: Replication factor of the topics the worker creates (3 in production).
+    topic_replication_factor: int = Field(default=1, ge=1)
     #: Publish a snapshot at most this often, when there were updates.
     snapshot_interval_ms: int = Field(default=500, ge=10)
     #: How many snapshot versions Redis keeps.

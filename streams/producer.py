@@ -40,10 +40,6 @@ __all__ = ["EventProducer"]
 EventLike = BaseModel | Mapping[str, Any]
 
 
-def _encode_key(key: str) -> bytes:
-    return key.encode("utf-8")
-
-
 def _validated(schema: type[BaseModel], event: EventLike) -> BaseModel:
     if isinstance(event, schema):
         return event
@@ -75,13 +71,12 @@ class EventProducer:
         self.topics = Topics(topic_prefix)
         options: dict[str, Any] = {"acks": "all", "linger_ms": linger_ms,
                                    "batch_size": batch_size, **kafka_options}
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers,
-                                       key_serializer=_encode_key, **options)
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **options)
         self.sent = 0
 
     def _send(self, topic: str, key: str, event: BaseModel) -> None:
         value = orjson.dumps(event.model_dump(exclude_none=True))
-        self._producer.send(topic, key=key, value=value)
+        self._producer.send(topic, key=key.encode("utf-8"), value=value)
         self.sent += 1
 
     def item(self, event: EventLike) -> None:
