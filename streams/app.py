@@ -60,8 +60,12 @@ def _event_ts(event: EventT) -> int:
     return int(float(event.message.timestamp) * 1000)
 
 
-def build_app(settings: WorkerSettings) -> faust.App:
-    """The worker's Faust app, with every agent, table and timer registered."""
+def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None) -> faust.App:
+    """The worker's Faust app, with every agent, table and timer registered.
+
+    ``partitions`` gives the real partition count of existing topics (from
+    :func:`~streams.admin.ensure_topics`): tables must match their source topic.
+    """
     topics = Topics(settings.topic_prefix)
     app = faust.App(
         f"{settings.topic_prefix}worker" if settings.app_id == "streamrank" else settings.app_id,
@@ -86,19 +90,22 @@ def build_app(settings: WorkerSettings) -> faust.App:
                                   interval_ms=settings.snapshot_interval_ms)
     app.streamrank = {"stats": stats, "trainer": trainer, "publisher": publisher}  # type: ignore[attr-defined]
 
-    n = settings.topic_partitions
-    items_topic = app.topic(topics.items, partitions=n)
-    events_topic = app.topic(topics.impressions, topics.interactions, partitions=n)
+    counts = partitions or {}
+    n_items = counts.get(topics.items, settings.topic_partitions)
+    n_events = counts.get(topics.impressions, settings.topic_partitions)
+    items_topic = app.topic(topics.items, partitions=n_items)
+    events_topic = app.topic(topics.impressions, topics.interactions, partitions=n_events)
     examples_topic = app.topic(topics.examples, partitions=1)
     dead_letter = app.topic(topics.dead_letter)
 
-    def table(name: str) -> faust.Table:
+    def table(name: str, n: int) -> faust.Table:
         return app.Table(name, default=None, partitions=n, key_type=str)
 
-    catalog = table("catalog")
-    join = ImpressionJoin(impressions=table("impressions"), pending=table("pending"))
-    user_history = table("user-history")
-    session_history = table("session-history")
+    catalog = table("catalog", n_items)
+    join = ImpressionJoin(impressions=table("impressions", n_events),
+                          pending=table("pending", n_events))
+    user_history = table("user-history", n_events)
+    session_history = table("session-history", n_events)
 
     async def reject(event: EventT, reason: str) -> None:
         msg = event.message

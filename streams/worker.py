@@ -22,9 +22,9 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
     """Ensure the topics exist, then run the worker in the foreground (does not return)."""
     logging.basicConfig(level=loglevel.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ensure_topics(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix),
-                  settings.topic_partitions, settings.topic_replication_factor)
-    app = build_app(settings)
+    counts = ensure_topics(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix),
+                           settings.topic_partitions, settings.topic_replication_factor)
+    app = build_app(settings, partitions=counts)
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()
 
