@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args = _parser(only=command).parse_args(argv)
-    return int(args.func(args))
+    return int(importlib.import_module(SUBCOMMANDS[command]).run(args))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ class CommonSettings(BaseSettings):
 class WorkerSettings(CommonSettings):
     """Settings of ``streamrank worker`` (the Faust stream processors and learner)."""
 
-    app_id: str = "streamrank"
+    #: Consumer group and changelog-topic namespace; empty means ``{topic_prefix}worker``.
+    app_id: str = ""
     #: Partitions of the event topics when the worker creates them.
     topic_partitions: int = Field(default=4, ge=1)
     #: Replication factor of the topics the worker creates (3 in production).

@@ -67,8 +67,10 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
     :func:`~streams.admin.ensure_topics`): tables must match their source topic.
     """
     topics = Topics(settings.topic_prefix)
+    app_id = settings.app_id or f"{settings.topic_prefix}worker"
     app = faust.App(
-        f"{settings.topic_prefix}worker" if settings.app_id == "streamrank" else settings.app_id,
+        app_id,
+        datadir=f"{settings.data_dir}/{app_id}",
         broker=_broker_urls(settings.kafka_bootstrap_servers),
         store="memory://",
         topic_partitions=settings.topic_partitions,

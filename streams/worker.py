@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import faust
 
@@ -22,6 +23,8 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
     """Ensure the topics exist, then run the worker in the foreground (does not return)."""
     logging.basicConfig(level=loglevel.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the admin client's chatter
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     counts = ensure_topics(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix),
                            settings.topic_partitions, settings.topic_replication_factor)
     app = build_app(settings, partitions=counts)

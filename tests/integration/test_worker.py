@@ -17,7 +17,7 @@ from streams.producer import EventProducer
 from streams.topics import Topics
 from tests.contract import bad_variants
 from tests.helpers import wait_for
-from tests.processes import worker_process
+from ops.processes import worker_process
 
 pytestmark = pytest.mark.integration
 

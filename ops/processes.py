@@ -1,4 +1,9 @@
-"""Run streamrank services as real subprocesses in tests, with their logs kept."""
+"""Run streamrank services (worker, scorer) as subprocesses, with their logs kept.
+
+Used by ``streamrank demo`` and by the end-to-end tests, so both start the services the
+way an operator would: ``python -m ops.cli worker`` / ``serve`` configured only by
+``STREAMRANK_`` variables.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,8 @@ from typing import IO
 
 import httpx
 
-__all__ = ["ServiceProcess", "scorer_process", "worker_process"]
+__all__ = ["LOCAL_WORKER_ENV", "ServiceProcess", "scorer_process", "worker_process"]
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServiceProcess:
@@ -28,23 +32,30 @@ class ServiceProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> ServiceProcess:
+        """Start the process (its own session, so a signal reaches its children too);
+        a no-op while it runs."""
+        if self.alive():
+            return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ops.cli", *self.args], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ops.cli", *self.args],
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         return self
 
     def alive(self) -> bool:
+        """Whether the process is still running."""
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the process's output."""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        """Send ``sig``, wait, then SIGKILL; return the exit code. Idempotent."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -65,10 +76,16 @@ class ServiceProcess:
         self.stop()
 
 
+#: Quick consumer-group joins on a local single broker (tests and the demo).
+LOCAL_WORKER_ENV = {"STREAMRANK_BROKER_SESSION_TIMEOUT": "6",
+                    "STREAMRANK_BROKER_HEARTBEAT_INTERVAL": "0.5",
+                    "STREAMRANK_TOPIC_PARTITIONS": "2"}
+
+
 def worker_process(env: dict[str, str], log_path: Path) -> ServiceProcess:
-    """The stream worker, with quick group joins for tests."""
-    env = {"STREAMRANK_BROKER_SESSION_TIMEOUT": "6", "STREAMRANK_BROKER_HEARTBEAT_INTERVAL": "0.5",
-           "STREAMRANK_SNAPSHOT_INTERVAL_MS": "200", "STREAMRANK_TOPIC_PARTITIONS": "2", **env}
+    """The stream worker (not started), with quick group joins for a local broker; its
+    local state goes beside its log unless ``STREAMRANK_DATA_DIR`` says otherwise."""
+    env = {**LOCAL_WORKER_ENV, "STREAMRANK_DATA_DIR": str(log_path.parent / "worker-data"), **env}
     return ServiceProcess(["worker"], env, log_path)
 
 

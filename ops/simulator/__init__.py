@@ -1,0 +1,35 @@
+"""Simulated shoppers, catalog, search engine and clicks: traffic with a known ground truth."""
+
+from ops.simulator.catalog import Catalog, Category, make_catalog
+from ops.simulator.clicks import ClickModel, ClickOutcome
+from ops.simulator.queries import Query, QueryModel
+from ops.simulator.traffic import (
+    ArmStats,
+    EventSink,
+    RankFn,
+    Request,
+    Simulator,
+    TrafficStats,
+    run_traffic,
+)
+from ops.simulator.users import Population, TasteParams, make_users
+
+__all__ = [
+    "ArmStats",
+    "Catalog",
+    "Category",
+    "ClickModel",
+    "ClickOutcome",
+    "EventSink",
+    "Population",
+    "Query",
+    "QueryModel",
+    "RankFn",
+    "Request",
+    "Simulator",
+    "TasteParams",
+    "TrafficStats",
+    "make_catalog",
+    "make_users",
+    "run_traffic",
+]

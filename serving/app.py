@@ -1,0 +1,268 @@
+"""The HTTP scorer: a Starlette app that re-ranks candidates with the current snapshot.
+
+Routes (wire contract version 1):
+
+``POST /rank``
+    Re-rank the candidates for one user. Bad input gets ``422`` naming the field, a body
+    over ``max_body_bytes`` gets ``413``; everything else gets ``200``, ``degraded`` (the
+    upstream order) when no model is available or Redis did not answer the last poll.
+``GET /healthz``
+    Liveness: ``200`` while the process can answer (degraded answers are answers).
+``GET /metrics``
+    Prometheus text format.
+``GET /model``
+    The served model's version, creation time, examples trained on and age (nulls when
+    there is none).
+
+Clients (Redis, the snapshot cache, the impression logger) are created in the lifespan
+and reached through ``app.state``; handlers only decode, delegate and encode.
+
+Examples
+--------
+With Redis and Kafka both unreachable, the answer is the upstream order, degraded:
+
+>>> import asyncio, httpx
+>>> settings = ScorerSettings(redis_url="redis://127.0.0.1:1/0",
+...                           kafka_bootstrap_servers="127.0.0.1:1")
+>>> async def ask(app, body):
+...     async with app.router.lifespan_context(app), httpx.AsyncClient(
+...             transport=httpx.ASGITransport(app=app), base_url="http://scorer") as client:
+...         return await client.post("/rank", json=body)
+>>> r = asyncio.run(ask(create_app(settings), {"user_id": "u-42", "log": False, "items": [
+...     {"item_id": "sku-1", "base_score": 1.0}, {"item_id": "sku-2", "base_score": 2.0}]}))
+>>> r.status_code, r.json()["degraded"], [i["item_id"] for i in r.json()["items"]]
+(200, True, ['sku-2', 'sku-1'])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from learner.features import RankContext
+from learner.store import SnapshotStore
+from ops.settings import ScorerSettings
+from serving.impressions import ImpressionLogger
+from serving.metrics import CONTENT_TYPE, ScorerMetrics
+from serving.ranking import RankedRow, rank
+from serving.schemas import BadRequest, RankRequest, parse_rank_request
+from serving.snapshots import SnapshotCache
+from streams.topics import Topics
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for queued impressions to reach Kafka.
+IMPRESSION_CLOSE_TIMEOUT_S = 5.0
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- /rank ------------------------------------------------------------------------------
+
+
+def _answer(req: RankRequest, cache: SnapshotCache, impressions: ImpressionLogger,
+            metrics: ScorerMetrics) -> dict[str, Any]:
+    """Rank, log the served list and build the response body (may raise: see caller)."""
+    # A cached model keeps serving through a Redis outage (flagged degraded: the features
+    # it cannot refresh are stale); with no model at all the answer is the upstream order.
+    model = cache.model
+    reason = None if model is not None and cache.redis_ok else (
+        "redis_down" if not cache.redis_ok else "no_model")
+    ctx = RankContext(user_id=req.user_id, session_id=req.session_id, query=req.query)
+    rows: list[RankedRow]
+    try:
+        rows = rank(model, ctx, req.items, req.explain)
+    except Exception:
+        log.exception("ranking failed; answering in upstream order")
+        metrics.rank_errors.inc()
+        model, reason = None, "error"
+        rows = rank(None, ctx, req.items)
+    if reason is not None:
+        metrics.degraded.labels(reason=reason).inc()
+    version = model.version if model is not None else None
+    impression_id = req.impression_id or f"imp-{uuid.uuid4().hex}"
+    items = req.items
+    if req.log:
+        impressions.log({
+            "impression_id": impression_id, "user_id": req.user_id,
+            "session_id": req.session_id, "query": req.query,
+            "items": [{"item_id": items[i].item_id, "position": pos,
+                       "base_score": items[i].base_score, "propensity": None,
+                       "features": items[i].features}
+                      for pos, (i, _, _) in enumerate(rows, start=1)],
+            "context": req.context, "model_version": version, "ts": int(time.time() * 1000),
+        })
+    return {"impression_id": impression_id, "model_version": version,
+            "degraded": reason is not None,
+            "items": [{"item_id": items[i].item_id, "score": score, "propensity": None,
+                       "explanation": explanation} for i, score, explanation in rows]}
+
+
+def _as_sent(req: RankRequest) -> dict[str, Any]:
+    """The last resort: the candidates as sent, unlogged (nothing here can fail)."""
+    return {"impression_id": req.impression_id or f"imp-{uuid.uuid4().hex}",
+            "model_version": None, "degraded": True,
+            "items": [{"item_id": it.item_id, "score": it.base_score, "propensity": None,
+                       "explanation": None} for it in req.items]}
+
+
+async def rank_endpoint(request: Request) -> Response:
+    """``POST /rank``: decode, delegate to :func:`_answer`, encode."""
+    state = request.app.state
+    settings: ScorerSettings = state.settings
+    metrics: ScorerMetrics = state.metrics
+    started = time.perf_counter()
+    try:
+        req = parse_rank_request(await _read_body(request, settings.max_body_bytes),
+                                 settings.max_candidates)
+    except BadRequest as exc:
+        return _json(422, exc.to_json())
+    except _BodyTooLarge:
+        return _json(413, {"error": f"body: larger than {settings.max_body_bytes} bytes; "
+                                    "send fewer candidates per request or raise "
+                                    "STREAMRANK_MAX_BODY_BYTES"})
+    except ClientDisconnect:
+        return _json(400, {"error": "body: the client disconnected before sending it all"})
+    metrics.candidates.observe(len(req.items))
+    try:
+        body = _answer(req, state.cache, state.impressions, metrics)
+    except Exception:  # no input may cause a 5xx: answer as sent, degraded
+        log.exception("POST /rank failed; answering the candidates as sent")
+        metrics.rank_errors.inc()
+        metrics.degraded.labels(reason="error").inc()
+        body = _as_sent(req)
+    response = _json(200, body)
+    metrics.rank_latency.observe(time.perf_counter() - started)
+    return response
+
+
+# -- the other routes -------------------------------------------------------------------
+
+
+def _model_info(cache: SnapshotCache | None) -> dict[str, Any]:
+    model = cache.model if cache is not None else None
+    if model is None:
+        return {"model_version": None, "created_ms": None, "examples": None, "age_ms": None}
+    snap = model.snapshot
+    return {"model_version": model.version, "created_ms": snap.created_ms,
+            "examples": snap.examples, "age_ms": int(time.time() * 1000) - snap.created_ms}
+
+
+async def model_endpoint(request: Request) -> Response:
+    """``GET /model``: the served model (nulls when there is none); always ``200``."""
+    cache: SnapshotCache | None = getattr(request.app.state, "cache", None)
+    return _json(200, {**_model_info(cache),
+                       "redis_ok": bool(cache is not None and cache.redis_ok)})
+
+
+async def healthz_endpoint(request: Request) -> Response:
+    """``GET /healthz``: ``200`` while the process answers; says whether it is degraded."""
+    cache: SnapshotCache | None = getattr(request.app.state, "cache", None)
+    model = cache.model if cache is not None else None
+    redis_ok = bool(cache is not None and cache.redis_ok)
+    return _json(200, {"status": "ok", "model_version": model.version if model else None,
+                       "redis_ok": redis_ok, "degraded": model is None or not redis_ok})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text format."""
+    metrics: ScorerMetrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _counted(endpoint: str, handler: Handler) -> Handler:
+    async def counted(request: Request) -> Response:
+        response = await handler(request)
+        request.app.state.metrics.requests.labels(
+            endpoint=endpoint, status=str(response.status_code)).inc()
+        return response
+
+    counted.__doc__ = handler.__doc__
+    return counted
+
+
+# -- the app ----------------------------------------------------------------------------
+
+
+def create_app(settings: ScorerSettings | None = None) -> Starlette:
+    """The scorer as an ASGI app.
+
+    Parameters
+    ----------
+    settings
+        The scorer's settings; read from ``STREAMRANK_`` environment variables by default.
+    """
+    settings = settings if settings is not None else ScorerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # one quick retry (a pooled connection Redis closed); the poll loop is the real retry
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=False,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            retry=Retry(NoBackoff(), retries=1))
+        cache = SnapshotCache(SnapshotStore(redis, prefix=settings.redis_prefix),
+                              refresh_interval_ms=settings.refresh_interval_ms)
+        impressions = ImpressionLogger(settings.kafka_bootstrap_servers,
+                                       Topics(settings.topic_prefix).impressions,
+                                       buffer_size=settings.impression_buffer)
+        app.state.cache = cache
+        app.state.impressions = impressions
+        app.state.metrics.bind(cache, impressions)
+        impressions.start()
+        try:
+            await cache.start()
+            yield
+        finally:
+            await cache.stop()
+            await asyncio.to_thread(impressions.close, IMPRESSION_CLOSE_TIMEOUT_S)
+            await redis.aclose()
+
+    app = Starlette(routes=[
+        Route("/rank", _counted("/rank", rank_endpoint), methods=["POST"]),
+        Route("/healthz", _counted("/healthz", healthz_endpoint), methods=["GET"]),
+        Route("/metrics", _counted("/metrics", metrics_endpoint), methods=["GET"]),
+        Route("/model", _counted("/model", model_endpoint), methods=["GET"]),
+    ], lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = ScorerMetrics()
+    return app

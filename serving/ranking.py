@@ -1,0 +1,118 @@
+"""Re-ranking as pure functions: the upstream order, the model's order, explanations.
+
+Without a model the answer is the upstream order: by ``base_score`` descending where
+given, items without one after those with one, ties and the rest as sent. With a model,
+all candidates are scored in one vectorized pass (one gather, one row sum; see
+:class:`~serving.model.ServingModel`) and sorted by logit, best first. The sort is a
+stable sort *of the upstream-ordered list*, so ties keep the upstream order: a user the
+model knows nothing about (every logit equal) gets exactly the upstream order back.
+
+Examples
+--------
+>>> import numpy as np
+>>> from learner.snapshot import Snapshot
+>>> from serving.model import ServingModel
+>>> from serving.schemas import RankItem
+>>> items = [RankItem(item_id="a", base_score=1.0), RankItem(item_id="b"),
+...          RankItem(item_id="c", base_score=3.0)]
+>>> upstream_order(items).tolist()
+[2, 0, 1]
+>>> [(i, s) for i, s, _ in rank(None, RankContext("u-42"), items)]
+[(2, 3.0), (0, 1.0), (1, None)]
+
+A model that has learned nothing (all weights zero) keeps the upstream order:
+
+>>> snap = Snapshot(version=1, created_ms=0, examples=0,
+...                 arrays={"w": np.zeros(2**10, dtype=np.float32)}, meta={"hash_bits": 10})
+>>> [(i, s) for i, s, _ in rank(ServingModel(snap), RankContext("u-42"), items)]
+[(2, 0.5), (0, 0.5), (1, 0.5)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from learner.features import RankContext
+from serving.model import ServingModel
+from serving.schemas import RankItem
+
+__all__ = ["EXPLAIN_TOP_K", "Explanation", "RankedRow", "rank", "sigmoid", "upstream_order"]
+
+#: How many features an explanation lists.
+EXPLAIN_TOP_K = 3
+
+#: ``[{"feature": name, "contribution": value}, ...]``, largest ``|contribution|`` first.
+Explanation = list[dict[str, str | float]]
+#: ``(index into the request's items, score, explanation)`` of one served candidate.
+RankedRow = tuple[int, float | None, Explanation | None]
+
+
+def sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Logistic function, clipped so that no logit overflows ``exp``.
+
+    >>> sigmoid(np.array([0.0, 1000.0])).round(3).tolist()
+    [0.5, 1.0]
+    """
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
+
+
+def upstream_order(items: Sequence[RankItem]) -> npt.NDArray[np.int64]:
+    """Indices of ``items`` in the upstream engine's order.
+
+    By ``base_score`` descending where given; items without a ``base_score`` come after
+    all those with one; equal scores, and items without, keep the order as sent.
+
+    >>> from serving.schemas import RankItem
+    >>> upstream_order([RankItem(item_id="x"), RankItem(item_id="y")]).tolist()
+    [0, 1]
+    """
+    n = len(items)
+    base = np.fromiter((np.nan if it.base_score is None else it.base_score for it in items),
+                       dtype=np.float64, count=n)
+    missing = np.isnan(base)
+    neg = np.where(missing, 0.0, -base)
+    # lexsort: the last key is the primary one -> (has no score, -score, position sent)
+    return np.lexsort((np.arange(n), neg, missing)).astype(np.int64)
+
+
+def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem],
+         explain: bool = False, top_k: int = EXPLAIN_TOP_K) -> list[RankedRow]:
+    """Order ``items`` for the request ``ctx``, best first.
+
+    Parameters
+    ----------
+    model
+        The served model, or ``None`` for the upstream order.
+    ctx
+        Who is asking, and for what.
+    items
+        The candidates, as sent.
+    explain
+        Add each item's ``top_k`` largest feature contributions (by absolute value).
+
+    Returns
+    -------
+    list of (index, score, explanation)
+        ``index`` into ``items``; ``score`` the click probability (the ``base_score``
+        without a model); ``explanation`` ``None`` unless asked for and a model is there.
+    """
+    up = upstream_order(items)
+    if model is None:
+        return [(int(i), items[i].base_score, None) for i in up]
+    block = model.features(ctx, [items[i].item_id for i in up])
+    contrib = model.contributions(block)  # (n, k), in upstream order
+    order = np.argsort(-contrib.sum(axis=1), kind="stable")  # ties keep upstream order
+    contrib = contrib[order]
+    scores = sigmoid(contrib.sum(axis=1)).tolist()
+    served = up[order].tolist()
+    if not explain:
+        return [(i, s, None) for i, s in zip(served, scores)]
+    k = min(top_k, contrib.shape[1])
+    top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]  # (n, k) columns
+    top_values = (np.take_along_axis(contrib, top, axis=1) + 0.0).tolist()  # no -0.0
+    names = block.names
+    return [(i, s, [{"feature": names[c], "contribution": v} for c, v in zip(cols, vals)])
+            for i, s, cols, vals in zip(served, scores, top.tolist(), top_values)]
