@@ -99,20 +99,22 @@ def run(args: argparse.Namespace) -> int:
             run_id = f"demo{int(time.time())}{uuid.uuid4().hex[:4]}"
             env = {**services.env(), "STREAMRANK_TOPIC_PREFIX": f"{run_id}.",
                    "STREAMRANK_REDIS_PREFIX": f"{run_id}:"}
-            worker = worker_process(env, logs / "worker.log").start()
-            started.append(worker)
-            port = args.port or free_port()
-            _say(f"starting the worker (log {logs / 'worker.log'}) and the scorer on "
-                 f"http://127.0.0.1:{port} (log {logs / 'scorer.log'})")
-            scorer = scorer_process(env, port, logs / "scorer.log")
-            started.append(scorer)
-            stats = _simulate(args, env, f"http://127.0.0.1:{port}", run_id, worker, stop)
+            try:
+                worker = worker_process(env, logs / "worker.log").start()
+                started.append(worker)
+                port = args.port or free_port()
+                _say(f"starting the worker (log {logs / 'worker.log'}) and the scorer on "
+                     f"http://127.0.0.1:{port} (log {logs / 'scorer.log'})")
+                started.append(scorer_process(env, port, logs / "scorer.log"))
+                stats = _simulate(args, env, f"http://127.0.0.1:{port}", run_id, worker, stop)
+            finally:
+                # the services' clients first, while Kafka and Redis still answer
+                for proc in reversed(started):
+                    proc.stop()
     except KeyboardInterrupt:
         _say("interrupted; stopping")
         return 130
     finally:
-        for proc in reversed(started):
-            proc.stop()
         _say("stopped the worker, the scorer and any local Kafka/Redis")
     if stats is None:
         return 1
