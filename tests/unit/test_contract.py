@@ -1,4 +1,4 @@
-"""The event half of the wire contract: examples round-trip, bad records name the field."""
+"""The wire contract: every example round-trips; bad events and requests name the field."""
 
 from __future__ import annotations
 
@@ -43,3 +43,20 @@ def test_bad_event_is_rejected_naming_the_field(role: str, field: str, what: str
 def test_non_objects_are_rejected_as_payload_errors(raw: bytes) -> None:
     with pytest.raises(InvalidEvent, match="^payload"):
         decode_event(ItemEvent, raw)
+
+
+def test_rank_request_example_round_trips() -> None:
+    from serving.schemas import RankRequest, parse_rank_request
+
+    example = contract_examples()["rank_request"]
+    req = parse_rank_request(orjson.dumps(example))
+    assert req.model_dump(exclude_unset=True) == example
+    assert RankRequest.model_validate(req.model_dump()) == req
+
+
+def test_rank_response_example_round_trips() -> None:
+    from serving.schemas import RankResponse
+
+    example = contract_examples()["rank_response"]
+    resp = RankResponse.model_validate(example)
+    assert orjson.loads(orjson.dumps(resp.model_dump())) == example
