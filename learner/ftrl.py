@@ -63,6 +63,13 @@ class FTRLProximal:
         self.l2 = l2
         self.z = np.zeros(1 << bits, dtype=np.float64)
         self.n = np.zeros(1 << bits, dtype=np.float64)
+        # the served weights, kept current for the coordinates each step touches, so a
+        # snapshot is one copy rather than a pass over the whole space
+        self._w32 = np.zeros(1 << bits, dtype=np.float32)
+
+    def weights_at(self, idx: Index) -> F64:
+        """Current weights of the coordinates ``idx`` (any shape)."""
+        return self._weights_at(idx)
 
     def _weights_at(self, idx: Index) -> F64:
         z = self.z[idx]
@@ -71,7 +78,9 @@ class FTRLProximal:
         return np.where(np.abs(z) <= self.l1, 0.0, w)
 
     def weights(self, dtype: type[np.floating] = np.float32) -> npt.NDArray[np.floating]:
-        """All ``2**bits`` weights, as served (one dense array)."""
+        """All ``2**bits`` weights, as served (one dense array, a copy)."""
+        if dtype is np.float32:
+            return self._w32.copy()
         return self._weights_at(np.arange(self.z.shape[0])).astype(dtype)
 
     def _raw_dot_many(self, index: Index, value: Values) -> F64:
@@ -89,13 +98,21 @@ class FTRLProximal:
         err = p - y
         if sample_weight is not None:
             err = err * np.asarray(sample_weight, dtype=np.float64)
+        self.step(index, value, err)
+        return p
+
+    def step(self, index: Index, value: Values, row_grad: npt.ArrayLike) -> None:
+        """One FTRL step given each row's gradient of the loss with respect to its logit.
+
+        This is how other losses use the same optimizer: the softmax over a list passes
+        ``p - y`` of each shown item.
+        """
         # (n, k) per-entry gradients, summed per coordinate over the batch
-        g_entry = err[:, None] * value
+        g_entry = np.asarray(row_grad, dtype=np.float64)[:, None] * value
         coords, inverse = np.unique(index.ravel(), return_inverse=True)
         g = np.zeros(coords.shape[0], dtype=np.float64)
         np.add.at(g, inverse, g_entry.ravel())
         self._step(coords, g)
-        return p
 
     def learn_one(self, index: Index, value: Values, y: float, sample_weight: float = 1.0) -> float:
         """Exact per-example FTRL step for one ``(k,)`` row; returns its prediction before."""
@@ -108,3 +125,4 @@ class FTRLProximal:
         sigma = (np.sqrt(n_new) - np.sqrt(n_old)) / self.alpha
         self.z[coords] += g - sigma * w
         self.n[coords] = n_new
+        self._w32[coords] = self._weights_at(coords)

@@ -4,9 +4,10 @@
 >>> class Store:                       # a fake of our own small store interface
 ...     def __init__(self): self.published = []
 ...     async def next_version(self): return len(self.published) + 1
-...     async def publish(self, snap): self.published.append(snap)
+...     async def publish_encoded(self, version, blob): self.published.append(decode(blob))
+>>> from learner.snapshot import decode
 >>> from learner.trainer import Trainer
->>> t, store = Trainer(bits=8), Store()
+>>> t, store = Trainer(bits=8, dense=False), Store()
 >>> pub = SnapshotPublisher(t, store, interval_ms=0)
 >>> asyncio.run(pub.maybe_publish())   # nothing learned yet: nothing to publish
 False
@@ -17,10 +18,11 @@ False
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
-from learner.snapshot import Snapshot
+from learner.snapshot import Snapshot, encode
 from learner.trainer import Trainer
 
 __all__ = ["SnapshotPublisher", "SnapshotSink"]
@@ -31,7 +33,7 @@ class SnapshotSink(Protocol):
 
     async def next_version(self) -> int: ...
 
-    async def publish(self, snap: Snapshot) -> None: ...
+    async def publish_encoded(self, version: int, blob: bytes) -> None: ...
 
 
 class SnapshotPublisher:
@@ -44,6 +46,8 @@ class SnapshotPublisher:
         self._last_ms = 0.0
         self.published = 0
         self.last_version: int | None = None
+        #: The last snapshot published (what the scorer now serves).
+        self.latest: Snapshot | None = None
         self.last_publish_ms: float | None = None
 
     async def maybe_publish(self) -> bool:
@@ -53,7 +57,11 @@ class SnapshotPublisher:
             return False
         version = await self.store.next_version()
         t0 = time.perf_counter()
-        await self.store.publish(self.trainer.snapshot(version))
+        snap = self.trainer.snapshot(version)  # copies: learning may go on meanwhile
+        # encoding megabytes off the event loop, so the streams keep flowing
+        blob = await asyncio.to_thread(encode, snap)
+        await self.store.publish_encoded(version, blob)
+        self.latest = snap
         self.last_publish_ms = (time.perf_counter() - t0) * 1000
         self._last_ms = now
         self.published += 1

@@ -6,7 +6,9 @@ Layout of an encoded snapshot (all little-endian)::
 
 The header holds the version, creation time, examples trained on, free-form ``meta``
 (JSON values only), and for each array its name, dtype, shape and byte range, plus a
-BLAKE2b checksum of the array bytes. :func:`decode` refuses anything that is not this
+CRC-32 checksum of the array bytes (it catches corruption; it is no signature: whoever
+can write the Redis keys can write a matching checksum, so Redis must be protected with
+AUTH/TLS, see docs/reliability.md). :func:`decode` refuses anything that is not this
 format, whose checksum does not match, or whose dtype is not a plain numeric one, so a
 value in Redis can never make the reader run code.
 
@@ -26,8 +28,8 @@ learner.snapshot.SnapshotError: not a streamrank snapshot (bad magic bytes)
 
 from __future__ import annotations
 
-import hashlib
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,11 +63,11 @@ class Snapshot:
         return f"v{self.version}"
 
 
-def _checksum(parts: list[bytes]) -> str:
-    h = hashlib.blake2b(digest_size=16)
+def _checksum(parts: list[bytes | memoryview]) -> str:
+    crc = 0
     for p in parts:
-        h.update(p)
-    return h.hexdigest()
+        crc = zlib.crc32(p, crc)
+    return f"crc32:{crc:08x}"
 
 
 def encode(snap: Snapshot) -> bytes:
@@ -76,16 +78,25 @@ def encode(snap: Snapshot) -> bytes:
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         if a.dtype.str not in _ALLOWED_DTYPES:
             raise SnapshotError(f"array {name!r}: dtype {a.dtype} cannot go into a snapshot")
-        raw = a.tobytes()
+        raw = memoryview(a).cast("B")  # no copy
         specs.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape),
-                      "offset": offset, "nbytes": len(raw)})
+                      "offset": offset, "nbytes": raw.nbytes})
         blobs.append(raw)
-        offset += len(raw)
+        offset += raw.nbytes
     header = orjson.dumps({
         "version": snap.version, "created_ms": snap.created_ms, "examples": snap.examples,
         "meta": snap.meta, "arrays": specs, "checksum": _checksum(blobs),
     })
-    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *blobs])
+    # one allocation, one copy of each array
+    out = bytearray(8 + len(header) + offset)
+    out[:4] = MAGIC
+    struct.pack_into("<I", out, 4, len(header))
+    pos = 8 + len(header)
+    out[8:pos] = header
+    for raw in blobs:
+        out[pos:pos + raw.nbytes] = raw
+        pos += raw.nbytes
+    return bytes(out)
 
 
 def decode(data: bytes, verify: bool = True) -> Snapshot:
@@ -109,7 +120,7 @@ def decode(data: bytes, verify: bool = True) -> Snapshot:
                 raise SnapshotError(f"array {s['name']!r} runs past the end of the snapshot")
             arr = np.frombuffer(body[lo:hi], dtype=np.dtype(s["dtype"]))
             arrays[s["name"]] = arr.reshape(s["shape"])
-        if verify and _checksum([bytes(body)]) != header["checksum"]:
+        if verify and _checksum([body]) != header["checksum"]:
             raise SnapshotError("snapshot checksum mismatch: the bytes were corrupted or altered")
         return Snapshot(version=int(header["version"]), created_ms=int(header["created_ms"]),
                         examples=int(header["examples"]), arrays=arrays,

@@ -15,6 +15,7 @@ snapshot, or a version whose bytes were just trimmed away.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -83,9 +84,12 @@ class SnapshotStore:
 
     async def publish(self, snap: Snapshot) -> None:
         """Store ``snap`` and make it the current version, in one atomic step."""
+        await self.publish_encoded(snap.version, encode(snap))
+
+    async def publish_encoded(self, version: int, blob: bytes) -> None:
+        """Like :meth:`publish`, for a snapshot already encoded (e.g. in a thread)."""
         await self._publish(keys=[self.k_current, self.k_versions],
-                            args=[snap.version, encode(snap), self.k_blob, self.keep,
-                                  self.channel])
+                            args=[version, blob, self.k_blob, self.keep, self.channel])
 
     async def current_version(self) -> int | None:
         """The current version number, or ``None`` when nothing was published."""
@@ -97,12 +101,13 @@ class SnapshotStore:
         got: Any = await self._read(keys=[self.k_current], args=[self.k_blob])
         if not got or got[1] is None:
             return None
-        return decode(bytes(got[1]))
+        # megabytes to check and copy: off the event loop, so requests keep flowing
+        return await asyncio.to_thread(decode, bytes(got[1]))
 
     async def load(self, version: int) -> Snapshot | None:
         """A kept version, or ``None`` when it was trimmed or never existed."""
         blob = await self.redis.get(f"{self.k_blob}{version}")
-        return decode(bytes(blob)) if blob is not None else None
+        return await asyncio.to_thread(decode, bytes(blob)) if blob is not None else None
 
     async def versions(self) -> list[int]:
         """The kept versions, oldest first."""

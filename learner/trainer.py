@@ -1,23 +1,27 @@
-"""The online learner: labelled lists in, weights updated, snapshots out.
+"""The online learner: training records in, model and counters updated, snapshots out.
 
-Each :class:`~streams.examples.LabeledList` is turned into features by the shared
-:func:`~learner.features.featurize` (the scorer calls the same function) and applied to
-the FTRL-Proximal model as one mini-batch, one row per shown item.
+Each ``labeled`` :class:`~streams.examples.LabeledList` carries the features its list was
+ranked by; the trainer applies batches of them to the :class:`~learner.model.RankingModel`
+(list-wise softmax, position-bias aware) and counts clicks; ``shown`` records count
+impressions for the items' click-through rates.
 
 Examples
 --------
 >>> from streams.examples import LabeledList
->>> t = Trainer(bits=12)
+>>> t = Trainer(bits=12, dense=False)
 >>> ex = LabeledList(impression_id="i", user_id="u", session_id=None, query=None,
 ...                  item_ids=["a", "b", "c"], positions=[1, 2, 3], labels=[0, 0, 1],
 ...                  weight=1.0, source="x/0/1")
 >>> for _ in range(20):
-...     t.learn_list(ex)
+...     t.learn_batch([ex])
 >>> snap = t.snapshot(version=1, now_ms=0)
 >>> from serving.model import ServingModel
 >>> from learner.features import RankContext
 >>> ServingModel(snap).rank_order(RankContext("u"), ["a", "b", "c"]).tolist()
-[2, 0, 1]
+[2, 1, 0]
+
+``a`` falls below ``b``: skipped at the top, where it was surely seen, is stronger
+evidence against it than ``b``'s skip at position 2.
 >>> t.examples
 20
 """
@@ -25,55 +29,105 @@ Examples
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from learner.features import FEATURE_NAMES, RankContext, featurize
-from learner.ftrl import FTRLProximal
+from learner.features import FeatureBlock, RankContext, featurize
+from learner.hashing import _hash_str
+from learner.model import ListExample, RankingModel
 from learner.snapshot import Snapshot
+from learner.stats import ItemStats
 from streams.examples import LabeledList
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "block_of"]
+
+
+def block_of(rec: LabeledList, bits: int) -> FeatureBlock:
+    """The features a record was ranked by (recomputed without state when it has none)."""
+    if rec.features is not None:
+        return FeatureBlock.from_json(rec.features)
+    return featurize(RankContext(rec.user_id, rec.session_id, rec.query), rec.item_ids, bits)
 
 
 class Trainer:
-    """Owns the model state and applies labelled lists to it.
+    """Owns the model and the item counters; applies training records to them.
 
     Parameters
     ----------
     bits
-        Log2 of the hashed weight space.
+        Log2 of the sparse hashed weight space.
     alpha, beta, l1, l2
         FTRL-Proximal hyper-parameters.
+    position_bias
+        Learn the examination model (see :mod:`learner.model`).
+    dense
+        Train the dense part (needs torch).
+    stats_bits, stats_half_life_ms
+        Size and decay of the item counters.
     """
 
-    def __init__(self, bits: int = 20, alpha: float = 0.1, beta: float = 1.0, l1: float = 0.0,
-                 l2: float = 1.0) -> None:
+    def __init__(self, bits: int = 20, *, alpha: float = 0.1, beta: float = 1.0,
+                 l1: float = 0.0, l2: float = 1.0, position_bias: bool = True,
+                 dense: Any = True, stats_bits: int = 16,
+                 stats_half_life_ms: float = 6 * 3600 * 1000) -> None:
         self.bits = bits
-        self.model = FTRLProximal(bits=bits, alpha=alpha, beta=beta, l1=l1, l2=l2)
+        self.model = RankingModel(bits, alpha=alpha, beta=beta, l1=l1, l2=l2,
+                                  position_bias=position_bias, dense=dense)
+        self.stats = ItemStats(bits=stats_bits, half_life_ms=stats_half_life_ms)
         #: Labelled lists applied so far.
         self.examples = 0
+        #: Shown lists counted so far.
+        self.shown = 0
         #: Updates since the last snapshot was taken.
         self.dirty = 0
         self.last_update_ms: int | None = None
 
-    def learn_list(self, ex: LabeledList) -> None:
-        """Apply one labelled list: one FTRL mini-batch over its shown items."""
-        ctx = RankContext(user_id=ex.user_id, session_id=ex.session_id, query=ex.query)
-        block = featurize(ctx, ex.item_ids, self.bits)
-        weight = np.full(len(ex.item_ids), ex.weight, dtype=np.float64)
-        self.model.learn_many(block.index, block.value, np.asarray(ex.labels, dtype=np.float64),
-                              weight)
-        self.examples += 1
-        self.dirty += 1
+    def learn_list(self, rec: LabeledList) -> None:
+        """Apply one record."""
+        self.learn_batch([rec])
+
+    def learn_batch(self, records: Sequence[LabeledList]) -> None:
+        """Apply a batch of records: counters first, then one model update."""
+        batch: list[ListExample] = []
+        for rec in records:
+            ts = rec.ts if rec.ts is not None else int(time.time() * 1000)
+            if rec.kind == "shown":
+                hashes = np.fromiter((_hash_str(f"item={i}") for i in rec.item_ids),
+                                     dtype=np.uint64, count=len(rec.item_ids))
+                self.stats.record(hashes, shown=np.ones(len(hashes)), clicked=np.zeros(
+                    len(hashes)), ts=ts)
+                self.shown += 1
+                continue
+            block = block_of(rec, self.bits)
+            labels = np.asarray(rec.labels, dtype=np.float64)
+            hashes = (block.dense.items if block.dense is not None else np.fromiter(
+                (_hash_str(f"item={i}") for i in rec.item_ids), dtype=np.uint64))
+            self.stats.record(hashes, shown=np.zeros(len(hashes)), clicked=labels, ts=ts)
+            batch.append(ListExample(block, positions=np.asarray(rec.positions),
+                                     labels=labels, weight=rec.weight))
+            self.examples += 1
+        if batch:
+            self.model.learn(batch)
+        self.dirty += len(records)
         self.last_update_ms = int(time.time() * 1000)
+
+    def score(self, rec: LabeledList) -> np.ndarray:
+        """Relevance logits of a record's list with the current model (before learning it)."""
+        return self.model.logits(block_of(rec, self.bits))
 
     def snapshot(self, version: int, now_ms: int | None = None) -> Snapshot:
         """The served parameters as a snapshot; resets the dirty counter."""
-        meta: dict[str, Any] = {"hash_bits": self.bits, "features": list(FEATURE_NAMES),
-                                "model": "ftrl-logistic"}
+        arrays = self.model.arrays()
+        arrays["stats_shown"] = self.stats.shown.copy()
+        arrays["stats_clicked"] = self.stats.clicked.copy()
+        meta: dict[str, Any] = {
+            "hash_bits": self.bits, "model": "softmax-ftrl+dense",
+            "position_bias": self.model.position_bias, "dense": self.model.dense is not None,
+            "stats_bits": self.stats.bits, "stats_half_life_ms": self.stats.half_life_ms,
+            "stats_ts": self.stats.ts, "shown": self.shown}
         self.dirty = 0
         return Snapshot(version=version,
                         created_ms=now_ms if now_ms is not None else int(time.time() * 1000),
-                        examples=self.examples, arrays={"w": self.model.weights()}, meta=meta)
+                        examples=self.examples, arrays=arrays, meta=meta)

@@ -1,4 +1,4 @@
-"""The served model: a snapshot's weights, scored with numpy only (no torch, no faust).
+"""The served model: a snapshot's arrays, scored with numpy only (no torch, no faust).
 
 Examples
 --------
@@ -8,25 +8,31 @@ Examples
 >>> snap = Snapshot(version=1, created_ms=0, examples=0,
 ...                 arrays={"w": np.zeros(2**10, dtype=np.float32)}, meta={"hash_bits": 10})
 >>> m = ServingModel(snap)
->>> m.predict_many(RankContext("u"), ["a", "b"]).tolist()
-[0.5, 0.5]
+>>> m.logits(m.features(RankContext("u"), ["a", "b"])).tolist()
+[0.0, 0.0]
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from learner.features import FeatureBlock, RankContext, featurize
+from learner.scoring import DENSE_TABLES, dense_logits, sparse_logits
 from learner.snapshot import Snapshot, SnapshotError
+from learner.stats import ItemStats, stats_of
 
-__all__ = ["ServingModel"]
+__all__ = ["DENSE_FEATURE", "ServingModel"]
+
+#: Name of the dense part's contribution in explanations.
+DENSE_FEATURE = "dense_match"
 
 
 class ServingModel:
-    """Scores candidates with the weights of one snapshot."""
+    """Scores candidates with the arrays of one snapshot."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -35,30 +41,35 @@ class ServingModel:
         if w is None or self.bits <= 0 or w.shape != (1 << self.bits,):
             raise SnapshotError("snapshot has no weight vector matching its hash_bits")
         self.w = w
+        a = snapshot.arrays
+        self.dense = {k: a[k] for k in DENSE_TABLES} if all(k in a for k in DENSE_TABLES) else None
+        self.stats: ItemStats | None = stats_of(a, snapshot.meta)
 
     @property
     def version(self) -> str:
         """The contract's model version string."""
         return self.snapshot.model_version
 
-    def features(self, ctx: RankContext, item_ids: Sequence[str]) -> FeatureBlock:
-        """The shared feature block for these candidates."""
-        return featurize(ctx, item_ids, self.bits)
+    def features(self, ctx: RankContext, item_ids: Sequence[str], **inputs: Any) -> FeatureBlock:
+        """The shared feature block for these candidates (see :func:`featurize`)."""
+        return featurize(ctx, item_ids, self.bits, stats=self.stats, **inputs)
 
-    def contributions(self, block: FeatureBlock) -> npt.NDArray[np.float64]:
-        """``(n, k)`` per-feature contributions to each candidate's logit."""
-        return (self.w[block.index] * block.value).astype(np.float64)
+    def contributions(self, block: FeatureBlock) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
+        """``(n, k)`` per-feature contributions to each logit, and their names."""
+        sparse = (self.w[block.index] * block.value).astype(np.float64)
+        if self.dense is None or block.dense is None:
+            return sparse, block.names
+        d = dense_logits(self.dense, block.dense)[:, None]
+        return np.hstack([sparse, d]), (*block.names, DENSE_FEATURE)
 
     def logits(self, block: FeatureBlock) -> npt.NDArray[np.float64]:
-        """One gather and one row sum over all candidates."""
-        return self.contributions(block).sum(axis=1)
+        """Relevance logit ``S`` of each candidate: one gather, one row sum, one matvec."""
+        s = sparse_logits(self.w, block)
+        if self.dense is not None and block.dense is not None:
+            s = s + dense_logits(self.dense, block.dense)
+        return s
 
-    def predict_many(self, ctx: RankContext, item_ids: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Click probability of each candidate."""
-        z = self.logits(self.features(ctx, item_ids))
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
-
-    def rank_order(self, ctx: RankContext, item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+    def rank_order(self, ctx: RankContext, item_ids: Sequence[str], **inputs: Any
+                   ) -> npt.NDArray[np.int64]:
         """Indices of ``item_ids`` best first; ties keep the order given (stable)."""
-        z = self.logits(self.features(ctx, item_ids))
-        return np.argsort(-z, kind="stable")
+        return np.argsort(-self.logits(self.features(ctx, item_ids, **inputs)), kind="stable")

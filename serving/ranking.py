@@ -3,7 +3,8 @@
 Without a model the answer is the upstream order: by ``base_score`` descending where
 given, items without one after those with one, ties and the rest as sent. With a model,
 all candidates are scored in one vectorized pass (one gather, one row sum; see
-:class:`~serving.model.ServingModel`) and sorted by logit, best first. The sort is a
+:class:`~serving.model.ServingModel`) and sorted by logit, best first; each item's
+``score`` is its share of the softmax over the candidates, ``R = softmax(S)``. The sort is a
 stable sort *of the upstream-ordered list*, so ties keep the upstream order: a user the
 model knows nothing about (every logit equal) gets exactly the upstream order back.
 
@@ -24,8 +25,8 @@ A model that has learned nothing (all weights zero) keeps the upstream order:
 
 >>> snap = Snapshot(version=1, created_ms=0, examples=0,
 ...                 arrays={"w": np.zeros(2**10, dtype=np.float32)}, meta={"hash_bits": 10})
->>> [(i, s) for i, s, _ in rank(ServingModel(snap), RankContext("u-42"), items)]
-[(2, 0.5), (0, 0.5), (1, 0.5)]
+>>> [(i, round(s, 3)) for i, s, _ in rank(ServingModel(snap), RankContext("u-42"), items)]
+[(2, 0.333), (0, 0.333), (1, 0.333)]
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ import numpy as np
 import numpy.typing as npt
 
 from learner.features import RankContext
+from learner.items import ItemCache
+from learner.state import State
 from serving.model import ServingModel
 from serving.schemas import RankItem
 
-__all__ = ["EXPLAIN_TOP_K", "Explanation", "RankedRow", "rank", "sigmoid", "upstream_order"]
+__all__ = ["EXPLAIN_TOP_K", "Explanation", "RankedRow", "rank", "sigmoid", "softmax",
+           "upstream_order"]
 
 #: How many features an explanation lists.
 EXPLAIN_TOP_K = 3
@@ -78,8 +82,19 @@ def upstream_order(items: Sequence[RankItem]) -> npt.NDArray[np.int64]:
     return np.lexsort((np.arange(n), neg, missing)).astype(np.int64)
 
 
+def softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Softmax over one list.
+
+    >>> softmax(np.array([0.0, 0.0])).tolist()
+    [0.5, 0.5]
+    """
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem],
-         explain: bool = False, top_k: int = EXPLAIN_TOP_K) -> list[RankedRow]:
+         explain: bool = False, top_k: int = EXPLAIN_TOP_K, *, user: State | None = None,
+         session: State | None = None, catalog: ItemCache | None = None) -> list[RankedRow]:
     """Order ``items`` for the request ``ctx``, best first.
 
     Parameters
@@ -92,27 +107,35 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         The candidates, as sent.
     explain
         Add each item's ``top_k`` largest feature contributions (by absolute value).
+    user, session
+        The user's and the session's state (from Redis), if known.
+    catalog
+        The candidates' catalog entries, if known.
 
     Returns
     -------
     list of (index, score, explanation)
-        ``index`` into ``items``; ``score`` the click probability (the ``base_score``
+        ``index`` into ``items``; ``score`` the item's softmax share (the ``base_score``
         without a model); ``explanation`` ``None`` unless asked for and a model is there.
     """
     up = upstream_order(items)
     if model is None:
         return [(int(i), items[i].base_score, None) for i in up]
-    block = model.features(ctx, [items[i].item_id for i in up])
-    contrib = model.contributions(block)  # (n, k), in upstream order
-    order = np.argsort(-contrib.sum(axis=1), kind="stable")  # ties keep upstream order
+    ups = [items[i] for i in up]
+    block = model.features(
+        ctx, [it.item_id for it in ups], base_scores=[it.base_score for it in ups],
+        request_features=[it.features for it in ups] if any(it.features for it in ups) else None,
+        user=user, session=session, items=catalog)
+    contrib, names = model.contributions(block)  # (n, k), in upstream order
+    logits = contrib.sum(axis=1)
+    order = np.argsort(-logits, kind="stable")  # ties keep upstream order
     contrib = contrib[order]
-    scores = sigmoid(contrib.sum(axis=1)).tolist()
+    scores = softmax(logits[order]).tolist()
     served = up[order].tolist()
     if not explain:
         return [(i, s, None) for i, s in zip(served, scores)]
     k = min(top_k, contrib.shape[1])
     top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]  # (n, k) columns
     top_values = (np.take_along_axis(contrib, top, axis=1) + 0.0).tolist()  # no -0.0
-    names = block.names
     return [(i, s, [{"feature": names[c], "contribution": v} for c, v in zip(cols, vals)])
             for i, s, cols, vals in zip(served, scores, top.tolist(), top_values)]

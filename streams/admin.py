@@ -23,7 +23,11 @@ class TopicLayoutError(RuntimeError):
 
 def ensure_topics(bootstrap_servers: str, topics: Topics, partitions: int,
                   replication_factor: int = 1, **admin_options: object) -> dict[str, int]:
-    """Create missing topics; return the partition count of each. Idempotent."""
+    """Create missing topics; return the partition count of each. Idempotent.
+
+    ``admin_options`` go to :class:`kafka.admin.KafkaAdminClient`; pass
+    ``**ops.security.kafka_python_options(settings)`` for a broker with SASL or TLS.
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="streamrank-admin",
                              **admin_options)
     try:

@@ -4,9 +4,13 @@
 
 * ``catalog`` agent (``items`` topic): upserts the item table and mirrors it to Redis.
 * ``events`` agent (``impressions`` + ``interactions``, co-partitioned by ``user_id``):
-  keeps each user's and session's recent history, joins clicks, add-to-carts and
-  purchases to their list by ``impression_id`` and emits labelled lists to ``examples``.
+  keeps each user's and session's state (recent items, decayed affinities), computes
+  each list's features when its impression arrives, joins clicks, add-to-carts and
+  purchases to their list by ``impression_id`` and emits training records to ``examples``.
 * ``learn`` agent (``examples``, one partition): applies them to the model in batches.
+
+The logic lives in :class:`~streams.pipeline.Pipeline`; the agents decode, call it, and
+carry out its effects (mirror state to Redis, send training records).
 * a timer publishes a snapshot when there were updates, at most every
   ``snapshot_interval_ms``.
 
@@ -24,20 +28,52 @@ import faust
 import redis.asyncio as aioredis
 from faust.types import EventT, StreamT
 
+from learner.items import ItemCache
 from learner.publisher import SnapshotPublisher
+from learner.stats import ItemStats, stats_of
 from learner.store import SnapshotStore
 from learner.trainer import Trainer
+from ops.security import faust_broker_options, redis_options
 from ops.settings import WorkerSettings
 from streams.deadletter import dead_letter_value
 from streams.examples import LabeledList
-from streams.history import RedisMirror, append_bounded
-from streams.join import ImpressionJoin
+from streams.history import RedisMirror
+from streams.pipeline import Effects, Pipeline
 from streams.schemas import ImpressionEvent, InteractionEvent, InvalidEvent, ItemEvent, decode_event
 from streams.topics import Topics
 
 __all__ = ["WorkerStats", "build_app"]
 
 log = logging.getLogger("streamrank.worker")
+
+
+class _StatsFollower:
+    """The item counters of the snapshot being served, for the worker's features.
+
+    The worker that runs the learner has them from its own last publish; any other
+    worker loads them from Redis when the served version moves on.
+    """
+
+    def __init__(self, store: SnapshotStore, publisher: SnapshotPublisher) -> None:
+        self.store = store
+        self.publisher = publisher
+        self._loaded: tuple[int, ItemStats | None] | None = None
+
+    def stats(self) -> ItemStats | None:
+        """Counters of the newest snapshot this worker knows."""
+        latest = self.publisher.latest
+        if latest is not None and (self._loaded is None or latest.version >= self._loaded[0]):
+            return stats_of(latest.arrays, latest.meta)
+        return self._loaded[1] if self._loaded else None
+
+    async def poll(self) -> None:
+        """Load the served snapshot's counters when another worker published it."""
+        version = await self.store.current_version()
+        known = max(self.publisher.last_version or 0, self._loaded[0] if self._loaded else 0)
+        if version is not None and version > known:
+            snap = await self.store.load_current()
+            if snap is not None:
+                self._loaded = (snap.version, stats_of(snap.arrays, snap.meta))
 
 
 @dataclass
@@ -48,6 +84,7 @@ class WorkerStats:
     impressions: int = 0
     interactions: int = 0
     dead_letters: int = 0
+    dead_letters_failed: int = 0
     examples_emitted: int = 0
     examples_applied: int = 0
 
@@ -81,16 +118,17 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",
+        **faust_broker_options(settings),
     )
     stats = WorkerStats()
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    mirror = RedisMirror(redis, settings.redis_prefix, settings.history_length)
+    redis = aioredis.Redis.from_url(settings.redis_url, **redis_options(settings))
+    mirror = RedisMirror(redis, settings.redis_prefix)
+    store = SnapshotStore(redis, settings.redis_prefix, settings.snapshot_keep)
     trainer = Trainer(bits=settings.hash_bits, alpha=settings.ftrl_alpha, beta=settings.ftrl_beta,
-                      l1=settings.ftrl_l1, l2=settings.ftrl_l2)
-    publisher = SnapshotPublisher(trainer, SnapshotStore(redis, settings.redis_prefix,
-                                                         settings.snapshot_keep),
-                                  interval_ms=settings.snapshot_interval_ms)
-    app.streamrank = {"stats": stats, "trainer": trainer, "publisher": publisher}  # type: ignore[attr-defined]
+                      l1=settings.ftrl_l1, l2=settings.ftrl_l2,
+                      position_bias=settings.position_bias, dense=settings.dense)
+    publisher = SnapshotPublisher(trainer, store, interval_ms=settings.snapshot_interval_ms)
+    follower = _StatsFollower(store, publisher)
 
     counts = partitions or {}
     n_items = counts.get(topics.items, settings.topic_partitions)
@@ -104,31 +142,47 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
         return app.Table(name, default=None, partitions=n, key_type=str)
 
     catalog = table("catalog", n_items)
-    join = ImpressionJoin(impressions=table("impressions", n_events),
-                          pending=table("pending", n_events))
-    user_history = table("user-history", n_events)
-    session_history = table("session-history", n_events)
+    pipeline = Pipeline(
+        bits=settings.hash_bits, items=ItemCache(fallback=catalog.get),
+        impressions=table("impressions", n_events), pending=table("pending", n_events),
+        users=table("user-state", n_events), sessions=table("session-state", n_events),
+        stats=follower.stats, history_length=settings.history_length)
+    app.streamrank = {"stats": stats, "trainer": trainer,  # type: ignore[attr-defined]
+                      "publisher": publisher, "pipeline": pipeline}
 
     async def reject(event: EventT, reason: str) -> None:
         msg = event.message
-        stats.dead_letters += 1
         log.warning("dead-letter %s/%s/%s: %s", msg.topic, msg.partition, msg.offset, reason)
-        await dead_letter.send(key=msg.key, value=dead_letter_value(
-            msg.topic, msg.partition, msg.offset, reason, msg.value))
+        try:
+            await dead_letter.send(key=msg.key, value=dead_letter_value(
+                msg.topic, msg.partition, msg.offset, reason, msg.value))
+            stats.dead_letters += 1
+        except Exception:  # the stream goes on; the loss is logged and counted
+            stats.dead_letters_failed += 1
+            log.exception("could not send the dead letter of %s/%s/%s", msg.topic,
+                          msg.partition, msg.offset)
+
+    async def carry_out(fx: Effects) -> None:
+        await mirror.write(fx.states, fx.item)
+        for ex in fx.examples:
+            await examples_topic.send(value=ex.to_json())
+            stats.examples_emitted += 1
+
+    def source(event: EventT) -> str:
+        m = event.message
+        return f"{m.topic}/{m.partition}/{m.offset}"
 
     @app.agent(items_topic, name="catalog")
     async def catalog_agent(stream: StreamT) -> None:
         async for event in stream.events():
             try:
                 item = decode_event(ItemEvent, event.value)
-                data = item.model_dump(exclude_none=True)
-                data.setdefault("ts", _event_ts(event))
+                fx = pipeline.on_item(item, ts=_event_ts(event))
                 if item.deleted:
                     catalog.pop(item.item_id, None)
-                    await mirror.upsert_item(item.item_id, None)
                 else:
-                    catalog[item.item_id] = data
-                    await mirror.upsert_item(item.item_id, data)
+                    catalog[item.item_id] = fx.item[1] if fx.item else None
+                await carry_out(fx)
                 stats.items += 1
             except InvalidEvent as exc:
                 await reject(event, str(exc))
@@ -136,36 +190,19 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                 log.exception("catalog: unexpected error")
                 await reject(event, f"internal error: {type(exc).__name__}: {exc}")
 
-    async def emit(examples: list[LabeledList]) -> None:
-        for ex in examples:
-            await examples_topic.send(value=ex.to_json())
-            stats.examples_emitted += 1
-
-    async def on_impression(event: EventT) -> None:
-        imp = decode_event(ImpressionEvent, event.value)
-        stats.impressions += 1
-        await emit(join.on_impression(imp, ts=imp.ts or _event_ts(event)))
-
-    async def on_interaction(event: EventT) -> None:
-        ev = decode_event(InteractionEvent, event.value)
-        ts = ev.ts or _event_ts(event)
-        entry: list[Any] = [ev.type, ev.item_id, ts]
-        append_bounded(user_history, ev.user_id, entry, settings.history_length)
-        if ev.session_id:
-            append_bounded(session_history, ev.session_id, entry, settings.history_length)
-        await mirror.record_interaction(ev.user_id, ev.session_id, entry)
-        stats.interactions += 1
-        m = event.message
-        await emit(join.on_interaction(ev, source=f"{m.topic}/{m.partition}/{m.offset}"))
-
     @app.agent(events_topic, name="events")
     async def events_agent(stream: StreamT) -> None:
         async for event in stream.events():
             try:
                 if event.message.topic == topics.impressions:
-                    await on_impression(event)
+                    imp = decode_event(ImpressionEvent, event.value)
+                    fx = pipeline.on_impression(imp, ts=_event_ts(event), source=source(event))
+                    stats.impressions += 1
                 else:
-                    await on_interaction(event)
+                    ev = decode_event(InteractionEvent, event.value)
+                    fx = pipeline.on_interaction(ev, ts=_event_ts(event), source=source(event))
+                    stats.interactions += 1
+                await carry_out(fx)
             except InvalidEvent as exc:
                 await reject(event, str(exc))
             except Exception as exc:
@@ -174,13 +211,18 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
 
     @app.agent(examples_topic, name="learn")
     async def learn_agent(stream: StreamT) -> None:
-        async for batch in stream.take(512, within=0.02):
+        async for batch in stream.take(256, within=0.02):
+            records = []
             for raw in batch:
                 try:
-                    trainer.learn_list(LabeledList.from_json(raw))
-                    stats.examples_applied += 1
+                    records.append(LabeledList.from_json(raw))
                 except Exception:
-                    log.exception("learn: could not apply an example")
+                    log.exception("learn: an undecodable training record")
+            try:
+                trainer.learn_batch(records)
+                stats.examples_applied += len(records)
+            except Exception:
+                log.exception("learn: could not apply a batch of %d records", len(records))
             await publisher.maybe_publish()
 
     @app.timer(interval=max(settings.snapshot_interval_ms / 1000 / 2, 0.01))
@@ -192,6 +234,13 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                          publisher.last_publish_ms or 0.0)
         except Exception:
             log.exception("could not publish a snapshot; will retry")
+
+    @app.timer(interval=1.0)
+    async def follow_snapshots() -> None:
+        try:
+            await follower.poll()
+        except Exception as exc:
+            log.warning("could not read the served snapshot: %s", exc)
 
     @app.timer(interval=10.0)
     async def report() -> None:

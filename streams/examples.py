@@ -1,8 +1,11 @@
-"""Labelled lists: what the join hands the learner.
+"""Training records: what the join hands the learner.
 
-One :class:`LabeledList` is a served list together with the outcome that one
-interaction gave it: the interacted item is labelled 1 (with a weight by interaction
-type), every other shown item 0. It travels as JSON on the internal ``examples`` topic.
+A :class:`LabeledList` is a served list with the features it was ranked by (computed
+when the impression was processed, so later events cannot leak into them) and, for
+``kind="labeled"``, the outcome of one interaction: the interacted item labelled 1, with
+a weight by interaction type, every other shown item 0. A ``kind="shown"`` record says
+only that the list was shown: the learner counts it for the items' click-through rates.
+Records travel as JSON on the internal ``examples`` topic.
 
 >>> ex = LabeledList(impression_id="i", user_id="u", session_id=None, query="q",
 ...                  item_ids=["a", "b"], positions=[1, 2], labels=[0.0, 1.0],
@@ -26,7 +29,7 @@ INTERACTION_WEIGHTS: dict[str, float] = {"click": 1.0, "add_to_cart": 2.0, "purc
 
 @dataclass(frozen=True)
 class LabeledList:
-    """A served list with one interaction's labels."""
+    """A served list, its features, and (for ``kind="labeled"``) one interaction's labels."""
 
     impression_id: str
     user_id: str
@@ -36,9 +39,12 @@ class LabeledList:
     positions: list[int]
     labels: list[float]
     weight: float
-    #: Where the interaction came from, ``topic/partition/offset``: a stable identity.
+    #: Where the record came from, ``topic/partition/offset``: a stable identity.
     source: str
     ts: int | None = None
+    kind: str = "labeled"
+    #: ``FeatureBlock.to_json()`` of the list at impression time (None: recompute).
+    features: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Encode for the examples topic."""

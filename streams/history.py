@@ -1,73 +1,57 @@
-"""Each user's and session's recent history, kept in tables and mirrored to Redis.
+"""Mirror what the scorer reads to Redis: user and session state, catalog entries.
 
-The stream keeps the truth in changelog-backed tables (``user_id -> [[type, item_id,
-ts], ...]``, newest last, bounded); the scorer reads the same history from Redis lists
-(newest first), written in one pipeline per event.
+The stream keeps the truth in changelog-backed tables; after each record it writes the
+changed state here, where the scorer reads it for the very next request.
 
-Redis keys, under the deployment's prefix: ``{prefix}hist:user:{user_id}`` and
-``{prefix}hist:session:{session_id}``; ``{prefix}item:{item_id}`` holds the catalog entry.
+Redis keys, under the deployment's prefix: ``{prefix}state:user:{user_id}``,
+``{prefix}state:session:{session_id}`` (JSON states, see :mod:`learner.state`) and
+``{prefix}item:{item_id}`` (the catalog entry as JSON). Session state expires after a
+day without events; user state and items do not expire.
 
->>> h: dict = {}
->>> append_bounded(h, "u", ["click", "a", 1], 2); append_bounded(h, "u", ["view", "b", 2], 2)
->>> append_bounded(h, "u", ["view", "c", 3], 2); h["u"]
-[['view', 'b', 2], ['view', 'c', 3]]
+>>> mirror_keys("shop:")
+{'user': 'shop:state:user:', 'session': 'shop:state:session:', 'item': 'shop:item:'}
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-__all__ = ["RedisMirror", "append_bounded"]
+from learner.state import State
+
+__all__ = ["RedisMirror", "mirror_keys"]
+
+SESSION_TTL_S = 24 * 3600
 
 
-def append_bounded(table: MutableMapping[str, Any], key: str, entry: list[Any],
-                   length: int) -> None:
-    """Append ``entry`` to the list under ``key``, keeping the newest ``length``."""
-    items = list(table.get(key) or [])
-    items.append(entry)
-    table[key] = items[-length:]
+def mirror_keys(prefix: str) -> dict[str, str]:
+    """Key prefixes of the mirrored state, by kind."""
+    return {"user": f"{prefix}state:user:", "session": f"{prefix}state:session:",
+            "item": f"{prefix}item:"}
 
 
 class RedisMirror:
-    """Writes what the scorer reads: history lists and catalog entries."""
+    """Writes what the scorer reads, one pipeline per record."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, history_length: int) -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self.redis = redis
-        self.prefix = prefix
-        self.history_length = history_length
+        self.keys = mirror_keys(prefix)
 
-    def user_key(self, user_id: str) -> str:
-        """Redis list of a user's recent interactions."""
-        return f"{self.prefix}hist:user:{user_id}"
-
-    def session_key(self, session_id: str) -> str:
-        """Redis list of a session's recent interactions."""
-        return f"{self.prefix}hist:session:{session_id}"
-
-    def item_key(self, item_id: str) -> str:
-        """Redis string holding a catalog item as JSON."""
-        return f"{self.prefix}item:{item_id}"
-
-    async def record_interaction(self, user_id: str, session_id: str | None,
-                                 entry: list[Any]) -> None:
-        """Push one interaction onto the user's (and session's) history."""
-        raw = orjson.dumps(entry)
-        keys = [self.user_key(user_id)]
-        if session_id:
-            keys.append(self.session_key(session_id))
+    async def write(self, states: list[tuple[str, str, State]],
+                    item: tuple[str, dict[str, Any] | None] | None = None) -> None:
+        """Store changed states and a catalog change."""
+        if not states and item is None:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for k in keys:
-                pipe.lpush(k, raw)
-                pipe.ltrim(k, 0, self.history_length - 1)
+            for kind, key, state in states:
+                ttl = SESSION_TTL_S if kind == "session" else None
+                pipe.set(self.keys[kind] + key, orjson.dumps(state), ex=ttl)
+            if item is not None:
+                item_id, entry = item
+                if entry is None:
+                    pipe.delete(self.keys["item"] + item_id)
+                else:
+                    pipe.set(self.keys["item"] + item_id, orjson.dumps(entry))
             await pipe.execute()
-
-    async def upsert_item(self, item_id: str, item: dict[str, Any] | None) -> None:
-        """Store (or, with ``None``, delete) a catalog item."""
-        if item is None:
-            await self.redis.delete(self.item_key(item_id))
-        else:
-            await self.redis.set(self.item_key(item_id), orjson.dumps(item))

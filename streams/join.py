@@ -53,13 +53,15 @@ class ImpressionJoin:
         self.impressions = impressions
         self.pending = pending
 
-    def on_impression(self, imp: ImpressionEvent, ts: int) -> list[LabeledList]:
-        """Remember a served list; return the examples of any interactions that waited."""
+    def on_impression(self, imp: ImpressionEvent, ts: int,
+                      features: dict[str, Any] | None = None) -> list[LabeledList]:
+        """Remember a served list (with the features it was ranked by, in position order);
+        return the examples of any interactions that waited for it."""
         ordered = sorted(imp.items, key=lambda it: it.position)
         compact = {
             "user_id": imp.user_id, "session_id": imp.session_id, "query": imp.query,
             "item_ids": [it.item_id for it in ordered],
-            "positions": [it.position for it in ordered], "ts": ts,
+            "positions": [it.position for it in ordered], "ts": ts, "features": features,
         }
         self.impressions[imp.impression_id] = compact
         waiting = self.pending.pop(imp.impression_id, None) or []
@@ -97,5 +99,5 @@ class ImpressionJoin:
             impression_id=impression_id, user_id=compact["user_id"],
             session_id=compact["session_id"], query=compact["query"], item_ids=item_ids,
             positions=compact["positions"], labels=labels, weight=INTERACTION_WEIGHTS[kind],
-            source=source, ts=ts,
+            source=source, ts=ts, features=compact.get("features"),
         )

@@ -15,12 +15,17 @@ Against a running broker (not run as a doctest)::
                            "items": [{"item_id": "sku-1", "position": 1}]})
         events.interaction({"type": "click", "user_id": "u-42", "item_id": "sku-1",
                             "impression_id": "imp-1"})
+
+Configured like the services, from ``STREAMRANK_`` variables (SASL/TLS included)::
+
+    with EventProducer.from_settings(CommonSettings()) as events:
+        ...
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from kafka import KafkaProducer
@@ -34,6 +39,9 @@ from streams.schemas import (
     describe_validation_error,
 )
 from streams.topics import Topics
+
+if TYPE_CHECKING:
+    from ops.settings import CommonSettings
 
 __all__ = ["EventProducer"]
 
@@ -73,6 +81,15 @@ class EventProducer:
                                    "batch_size": batch_size, **kafka_options}
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **options)
         self.sent = 0
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings, **options: Any) -> EventProducer:
+        """A producer for the deployment ``settings`` describe: its brokers, topic prefix
+        and security options (``STREAMRANK_KAFKA_SECURITY_PROTOCOL``, SASL, TLS)."""
+        from ops.security import kafka_python_options
+
+        return cls(settings.kafka_bootstrap_servers, settings.topic_prefix,
+                   **{**kafka_python_options(settings), **options})
 
     def _send(self, topic: str, key: str, event: BaseModel) -> None:
         value = orjson.dumps(event.model_dump(exclude_none=True))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import faust
 
+from ops.security import kafka_python_options
 from ops.settings import WorkerSettings
 from streams.admin import ensure_topics
 from streams.app import build_app
@@ -25,8 +26,14 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # the admin client's chatter
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    if settings.dense:
+        import torch
+
+        # the learner's batches are small: one thread, no contention with the streams
+        torch.set_num_threads(1)
     counts = ensure_topics(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix),
-                           settings.topic_partitions, settings.topic_replication_factor)
+                           settings.topic_partitions, settings.topic_replication_factor,
+                           **kafka_python_options(settings))
     app = build_app(settings, partitions=counts)
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

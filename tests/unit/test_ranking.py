@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from learner.features import FEATURE_NAMES, RankContext, featurize
 from learner.snapshot import Snapshot
 from serving.model import ServingModel
-from serving.ranking import rank, sigmoid, upstream_order
+from serving.ranking import rank, softmax, upstream_order
 from serving.schemas import RankItem
 
 BITS = 12
@@ -79,7 +79,7 @@ def test_a_user_the_model_knows_nothing_about_gets_the_upstream_order() -> None:
     model = _model({_user_item("u-known", "sku-4"): 5.0})
     rows = rank(model, RankContext("u-new"), items)
     assert [i for i, _, _ in rows] == upstream_order(items).tolist()
-    assert [s for _, s, _ in rows] == [0.5] * len(items)
+    assert [s for _, s, _ in rows] == pytest.approx([1 / len(items)] * len(items))
 
 
 def test_the_model_moves_the_favoured_item_first_for_its_user_only() -> None:
@@ -87,7 +87,7 @@ def test_the_model_moves_the_favoured_item_first_for_its_user_only() -> None:
     model = _model({_user_item("u-42", "sku-2"): 2.0})
     rows = rank(model, RankContext("u-42"), items)
     assert [i for i, _, _ in rows] == [2, 0, 1]
-    assert rows[0][1] == pytest.approx(float(sigmoid(np.array([2.0]))[0]))
+    assert rows[0][1] == pytest.approx(float(softmax(np.array([2.0, 0.0, 0.0]))[0]))
     assert [i for i, _, _ in rank(model, RankContext("u-7"), items)] == [0, 1, 2]
 
 
@@ -105,14 +105,20 @@ def test_vectorized_rank_agrees_with_scoring_one_item_at_a_time() -> None:
                                   meta={"hash_bits": BITS}))
     items = _items(*rng.normal(size=50).round(1).tolist())
     ctx = RankContext("u-42", session_id="s-9", query="running shoes")
-    # the slow path: one model call per item, then a sort by (-score, upstream position)
+    # the slow path: the same features, each logit summed in Python, then a sort by
+    # (-logit, upstream position)
     up = upstream_order(items).tolist()
-    slow = {i: float(model.predict_many(ctx, [items[i].item_id])[0]) for i in range(len(items))}
+    block = model.features(ctx, [items[i].item_id for i in up],
+                           base_scores=[items[i].base_score for i in up])
+    slow = {}
+    for row, i in enumerate(up):
+        slow[i] = sum(float(w[block.index[row, j]]) * float(block.value[row, j])
+                      for j in range(block.index.shape[1]))
     expected = sorted(range(len(items)), key=lambda i: (-slow[i], up.index(i)))
     rows = rank(model, ctx, items)
     assert [i for i, _, _ in rows] == expected
-    for i, score, _ in rows:
-        assert score == pytest.approx(slow[i])
+    shares = softmax(np.array([slow[i] for i in expected]))
+    assert [score for _, score, _ in rows] == pytest.approx(shares.tolist(), rel=1e-5)
 
 
 # -- explanations -----------------------------------------------------------------------
@@ -123,17 +129,17 @@ def test_explain_lists_the_three_largest_contributions_by_absolute_value() -> No
     ctx = RankContext("u-42", session_id="s-9")
     block = featurize(ctx, ["sku-0"], BITS)
     index = dict(zip(FEATURE_NAMES, block.index[0].tolist()))
-    model = _model({index["bias"]: 0.1, index["user_x_item"]: -0.8,
+    model = _model({index["item"]: 0.1, index["user_x_item"]: -0.8,
                     index["session_x_item"]: 0.3})
     rows = {i: e for i, _, e in rank(model, ctx, items, explain=True)}
     first, second = rows[0], rows[1]
     assert first is not None and second is not None
     assert first == [{"feature": "user_x_item", "contribution": pytest.approx(-0.8)},
                        {"feature": "session_x_item", "contribution": pytest.approx(0.3)},
-                       {"feature": "bias", "contribution": pytest.approx(0.1)}]
-    # sku-1 shares only the bias; its other contributions are zero (never -0.0)
-    assert second[0] == {"feature": "bias", "contribution": pytest.approx(0.1)}
-    assert [math.copysign(1.0, float(e["contribution"])) for e in second[1:]] == [1.0, 1.0]
+                       {"feature": "item", "contribution": pytest.approx(0.1)}]
+    # sku-1 has none of those coordinates: its contributions are zero (never -0.0)
+    assert [math.copysign(1.0, float(e["contribution"])) for e in second] == [1.0] * 3
+    assert all(e["contribution"] == 0.0 for e in second)
     assert len(first) == len(second) == 3
 
 
@@ -142,15 +148,18 @@ def test_explanations_add_up_to_the_logit_of_the_score() -> None:
     w = rng.normal(size=1 << BITS).astype(np.float32)
     model = ServingModel(Snapshot(version=1, created_ms=0, examples=0, arrays={"w": w},
                                   meta={"hash_bits": BITS}))
-    # no query: that column contributes 0, so the top three are the whole logit
-    for _, score, explanation in rank(model, RankContext("u-1", session_id="s"),
-                                      _items(None, None, None), explain=True):
+    # asked for every feature, the explanation is the whole logit; scores are its softmax
+    rows = rank(model, RankContext("u-1", session_id="s"), _items(None, None, None),
+                explain=True, top_k=len(FEATURE_NAMES))
+    logits = []
+    for _, score, explanation in rows:
         assert explanation is not None and score is not None
         assert {e["feature"] for e in explanation} <= set(FEATURE_NAMES)
-        logit = sum(float(e["contribution"]) for e in explanation)
-        assert score == pytest.approx(float(sigmoid(np.array([logit]))[0]), rel=1e-5)
+        logits.append(sum(float(e["contribution"]) for e in explanation))
         sizes = [abs(float(e["contribution"])) for e in explanation]
         assert sizes == sorted(sizes, reverse=True)
+    assert logits == sorted(logits, reverse=True)
+    assert [s for _, s, _ in rows] == pytest.approx(softmax(np.array(logits)).tolist(), rel=1e-5)
 
 
 def test_no_explanation_unless_asked() -> None:

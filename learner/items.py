@@ -1,0 +1,149 @@
+"""Item representation: what the features need of a catalog entry, computed once.
+
+:func:`item_info` turns a catalog entry (an ItemEvent as a dict) into an
+:class:`ItemInfo` with its hashes, category levels, brand, log price and text tokens
+precomputed, so ranking a request only gathers them. :class:`ItemCache` keeps them by
+``item_id``; the worker fills it from the items stream, the scorer from Redis.
+
+Examples
+--------
+>>> info = item_info("sku-1", {"title": "Trail running shoes", "category": "shoes/running",
+...                            "brand": "Acme", "price": 59.9, "tags": ["waterproof"]})
+>>> info.category, info.brand, sorted(info.tokens)
+('shoes/running', 'acme', ['acme', 'run', 'running', 'shoe', 'shoes', 'trail', 'waterproof'])
+>>> text_match(tokenize("running shoe"), info.tokens)
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from learner.hashing import _hash_str
+from learner.state import category_levels
+
+__all__ = ["ItemCache", "ItemInfo", "item_info", "text_match", "tokenize"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _stems(token: str) -> list[str]:
+    # a light stemmer: "shoes" -> "shoe", "running" -> "run"; both forms are kept
+    out = [token]
+    if len(token) > 3 and token.endswith("s"):
+        out.append(token[:-1])
+    if len(token) > 5 and token.endswith("ing"):
+        stem = token[:-3]
+        out.append(stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else stem)
+    return out
+
+
+def tokenize(text: str | None) -> frozenset[str]:
+    """Lower-cased word tokens with their light stems.
+
+    >>> sorted(tokenize("Running Shoes!"))
+    ['run', 'running', 'shoe', 'shoes']
+    """
+    if not text:
+        return frozenset()
+    return frozenset(s for t in _TOKEN.findall(text.lower()) for s in _stems(t))
+
+
+def text_match(query: frozenset[str], item_tokens: frozenset[str]) -> float:
+    """Share of the query's words found in the item's text (0 when there is no query)."""
+    if not query:
+        return 0.0
+    words = {t for t in query}
+    return len(words & item_tokens) / len(words)
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """One item's precomputed inputs to the features."""
+
+    item_id: str
+    item_hash: int
+    category: str | None
+    category_levels: tuple[str, ...]
+    category_hash: int
+    brand: str | None
+    brand_hash: int
+    log_price: float | None
+    price: float | None
+    tokens: frozenset[str]
+
+    @property
+    def known(self) -> bool:
+        """Whether the catalog had an entry for this item."""
+        return self.category is not None or self.brand is not None or bool(self.tokens)
+
+
+def item_info(item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
+    """Precompute an item's feature inputs from its catalog entry (or ``None``)."""
+    item = item or {}
+    category = item.get("category") or None
+    brand = (item.get("brand") or "").strip().lower() or None
+    price = item.get("price")
+    text = " ".join(str(x) for x in [item.get("title") or "", category or "", brand or "",
+                                     *(item.get("tags") or [])])
+    return ItemInfo(
+        item_id=item_id,
+        item_hash=_hash_str(f"item={item_id}"),
+        category=category,
+        category_levels=tuple(category_levels(category)),
+        category_hash=_hash_str(f"category={category}") if category else 0,
+        brand=brand,
+        brand_hash=_hash_str(f"brand={brand}") if brand else 0,
+        log_price=math.log(price) if isinstance(price, (int, float)) and price > 0 else None,
+        price=float(price) if isinstance(price, (int, float)) and price > 0 else None,
+        tokens=tokenize(text),
+    )
+
+
+class ItemCache:
+    """``item_id -> ItemInfo``, bounded (least recently used out)."""
+
+    def __init__(self, capacity: int = 1_000_000,
+                 fallback: Callable[[str], Mapping[str, Any] | None] | None = None) -> None:
+        self.capacity = capacity
+        #: Where a miss is looked up (e.g. the worker's catalog table after a restart).
+        self.fallback = fallback
+        self._items: OrderedDict[str, ItemInfo] = OrderedDict()
+
+    def put(self, item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
+        """Store (or, with ``None``, forget) an item; return its info."""
+        if item is None:
+            self._items.pop(item_id, None)
+            return item_info(item_id, None)
+        info = item_info(item_id, item)
+        self._items[item_id] = info
+        self._items.move_to_end(item_id)
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return info
+
+    def get(self, item_id: str) -> ItemInfo | None:
+        """The item's info, or ``None`` when it is unknown."""
+        info = self._items.get(item_id)
+        if info is None and self.fallback is not None:
+            entry = self.fallback(item_id)
+            if entry is not None:
+                info = self.put(item_id, entry)
+        return info
+
+    def missing(self, item_ids: Iterable[str]) -> list[str]:
+        """Which of ``item_ids`` are not cached."""
+        return [i for i in item_ids if i not in self._items]
+
+    def infos(self, item_ids: Iterable[str]) -> list[ItemInfo]:
+        """Infos of ``item_ids``, unknown items as empty infos."""
+        get = self._items.get if self.fallback is None else self.get
+        return [get(i) or item_info(i, None) for i in item_ids]
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,87 @@
+"""Time-decayed popularity and click-through counters per item, over hashed slots.
+
+The learner updates them from every shown list and every labelled click; they travel in
+the snapshot, so the scorer and the worker's feature code read the same numbers.
+
+Examples
+--------
+>>> import numpy as np
+>>> s = ItemStats(bits=8, half_life_ms=1000)
+>>> h = np.array([11, 12], dtype=np.uint64)
+>>> s.record(h, shown=np.ones(2), clicked=np.array([1.0, 0.0]), ts=0)
+>>> s.ctr(h).round(3).tolist(), s.popularity(h).round(3).tolist()
+([0.25, 0.083], [0.693, 0.0])
+>>> s.record(h, shown=np.zeros(2), clicked=np.zeros(2), ts=1000)   # one half-life later
+>>> s.popularity(h).round(3).tolist()
+[0.405, 0.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ItemStats", "stats_of"]
+
+#: Smoothing of the click-through rate towards a prior: (clicks + a) / (shown + b).
+CTR_PRIOR_CLICKS = 0.5
+CTR_PRIOR_SHOWN = 5.0
+
+
+class ItemStats:
+    """Decayed ``shown`` and ``clicked`` counts per hashed item slot."""
+
+    def __init__(self, bits: int = 18, half_life_ms: float = 6 * 3600 * 1000,
+                 shown: npt.NDArray[np.float32] | None = None,
+                 clicked: npt.NDArray[np.float32] | None = None, ts: int | None = None) -> None:
+        self.bits = bits
+        self.half_life_ms = half_life_ms
+        self.mask = np.uint64((1 << bits) - 1)
+        self.shown = shown if shown is not None else np.zeros(1 << bits, dtype=np.float32)
+        self.clicked = clicked if clicked is not None else np.zeros(1 << bits, dtype=np.float32)
+        self.ts = ts
+
+    def slots(self, item_hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+        """Slot of each item hash."""
+        return (item_hashes & self.mask).astype(np.int64)
+
+    def _decay_to(self, ts: int) -> None:
+        if self.ts is None:
+            self.ts = ts
+        if ts <= self.ts:
+            return
+        factor = np.float32(0.5 ** ((ts - self.ts) / self.half_life_ms))
+        if factor < 0.9999:  # skip the pass over every slot for tiny steps
+            self.shown *= factor
+            self.clicked *= factor
+            self.ts = ts
+
+    def record(self, item_hashes: npt.NDArray[np.uint64], shown: npt.ArrayLike,
+               clicked: npt.ArrayLike, ts: int) -> None:
+        """Add shown and clicked amounts for these items at event time ``ts`` (ms)."""
+        self._decay_to(ts)
+        slots = self.slots(item_hashes)
+        np.add.at(self.shown, slots, np.asarray(shown, dtype=np.float32))
+        np.add.at(self.clicked, slots, np.asarray(clicked, dtype=np.float32))
+
+    def popularity(self, item_hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
+        """``log(1 + decayed clicks)`` of each item."""
+        return np.log1p(self.clicked[self.slots(item_hashes)].astype(np.float64))
+
+    def ctr(self, item_hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
+        """Smoothed decayed click-through rate of each item."""
+        s = self.slots(item_hashes)
+        return ((self.clicked[s] + CTR_PRIOR_CLICKS) / (self.shown[s] + CTR_PRIOR_SHOWN)
+                ).astype(np.float64)
+
+
+def stats_of(arrays: dict[str, npt.NDArray[np.float32]], meta: dict[str, object]
+             ) -> ItemStats | None:
+    """The counters stored in a snapshot's arrays and meta, or ``None`` if it has none."""
+    if "stats_shown" not in arrays or "stats_clicked" not in arrays:
+        return None
+    ts = meta.get("stats_ts")
+    return ItemStats(bits=int(meta["stats_bits"]),  # type: ignore[call-overload]
+                     half_life_ms=float(meta["stats_half_life_ms"]),  # type: ignore[arg-type]
+                     shown=arrays["stats_shown"], clicked=arrays["stats_clicked"],
+                     ts=int(ts) if ts is not None else None)  # type: ignore[call-overload]
