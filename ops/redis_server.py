@@ -36,6 +36,9 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from urllib.parse import quote
+
+from ops.settings import mask_url
 
 __all__ = ["LocalRedis", "LocalRedisError", "find_redis_server", "redis_reachable"]
 
@@ -98,10 +101,22 @@ class LocalRedis:
         Working folder of the server (``--dir``) and home of ``redis.log``.
         When None, a temporary folder is created on first use and removed by
         ``close()`` (and on leaving the ``with`` block).
+    password
+        When set, the server requires it (``--requirepass``, Redis AUTH) and :attr:`url`
+        carries it; ``repr`` masks it.
+
+    Examples
+    --------
+    >>> LocalRedis(port=16379, password="hunter2").url
+    'redis://:hunter2@127.0.0.1:16379/0'
+    >>> LocalRedis(port=16379, password="hunter2")
+    LocalRedis(url='redis://:***@127.0.0.1:16379/0', stopped)
     """
 
-    def __init__(self, port: int = 6379, data_dir: Path | None = None) -> None:
+    def __init__(self, port: int = 6379, data_dir: Path | None = None,
+                 password: str | None = None) -> None:
         self.port = port
+        self.password = password
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._owns_data_dir = data_dir is None
         self._process: subprocess.Popen[bytes] | None = None
@@ -111,8 +126,10 @@ class LocalRedis:
 
     @property
     def url(self) -> str:
-        """The redis-py URL of database 0, ``"redis://127.0.0.1:PORT/0"``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The redis-py URL of database 0, ``"redis://127.0.0.1:PORT/0"`` (with
+        ``:PASSWORD@`` before the host when the server requires one)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def data_dir(self) -> Path:
@@ -169,6 +186,8 @@ class LocalRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--daemonize", "no", "--dir", str(self.data_dir)]
+        if self.password:  # visible in `ps` on this machine only; a test server's password
+            command += ["--requirepass", self.password]
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
         # Own process group: Ctrl-C in a terminal reaches only Python, which stops the server.
         self._process = subprocess.Popen(
@@ -229,7 +248,7 @@ class LocalRedis:
 
     def __repr__(self) -> str:
         state = f"running pid={self.pid}" if self.is_running() else "stopped"
-        return f"LocalRedis(url={self.url!r}, {state})"
+        return f"LocalRedis(url={mask_url(self.url)!r}, {state})"
 
     def _wait_until_ready(self, deadline: float, timeout: float) -> None:
         while True:

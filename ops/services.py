@@ -23,6 +23,7 @@ from types import TracebackType
 
 from ops.broker import LocalKafka, kafka_reachable
 from ops.redis_server import LocalRedis, redis_reachable
+from ops.settings import mask_url
 
 __all__ = ["Services", "ensure_services", "free_port", "free_ports"]
 
@@ -165,7 +166,7 @@ def ensure_services(
             )
 
         if redis_url is not None and redis_reachable(redis_url, probe_timeout):
-            log.info("using the Redis server at %s", redis_url)
+            log.info("using the Redis server at %s", mask_url(redis_url))
             services.redis_url = redis_url
         else:
             if redis_url is not None:

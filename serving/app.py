@@ -13,6 +13,14 @@ Routes (wire contract version 1):
 ``GET /model``
     The served model's version, creation time, examples trained on and age (nulls when
     there is none).
+``GET /openapi.json``
+    The OpenAPI 3.1 description of these routes (:mod:`serving.openapi`).
+``POST /admin/reload``
+    Load the current snapshot from Redis now. Needs ``Authorization: Bearer <token>``
+    (``STREAMRANK_ADMIN_TOKEN``; see :mod:`serving.auth`).
+
+Security options (Redis AUTH/TLS, Kafka SASL/TLS) come from :mod:`ops.security`; the
+Redis URL is logged only masked.
 
 Clients (Redis, the snapshot cache, the impression logger) are created in the lifespan
 and reached through ``app.state``; handlers only decode, delegate and encode.
@@ -55,9 +63,14 @@ from starlette.routing import Route
 
 from learner.features import RankContext
 from learner.store import SnapshotStore
+from ops.security import kafka_python_options, redis_options
 from ops.settings import ScorerSettings
+from serving.auth import require_admin
+from serving.context import RequestState, StateReader
+from serving.features_endpoint import features_endpoint
 from serving.impressions import ImpressionLogger
 from serving.metrics import CONTENT_TYPE, ScorerMetrics
+from serving.openapi import openapi_document
 from serving.ranking import RankedRow, rank
 from serving.schemas import BadRequest, RankRequest, parse_rank_request
 from serving.snapshots import SnapshotCache
@@ -98,18 +111,37 @@ async def _read_body(request: Request, limit: int) -> bytes:
 # -- /rank ------------------------------------------------------------------------------
 
 
+async def _request_state(req: RankRequest, reader: StateReader | None,
+                         cache: SnapshotCache) -> RequestState | None:
+    """The user's and session's state from Redis; ``None`` when Redis does not answer
+    (which the snapshot cache then reports too, until its next successful poll)."""
+    if reader is None:
+        return (None, None)
+    try:
+        return await reader.load(req.user_id, req.session_id,
+                                 [it.item_id for it in req.items])
+    except Exception as exc:  # redis down or slow: rank without state, say so
+        log.debug("request state unavailable: %s", exc)
+        cache.redis_ok = False
+        return None
+
+
 def _answer(req: RankRequest, cache: SnapshotCache, impressions: ImpressionLogger,
-            metrics: ScorerMetrics) -> dict[str, Any]:
+            metrics: ScorerMetrics, request_state: RequestState | None = (None, None),
+            reader: StateReader | None = None) -> dict[str, Any]:
     """Rank, log the served list and build the response body (may raise: see caller)."""
     # A cached model keeps serving through a Redis outage (flagged degraded: the features
     # it cannot refresh are stale); with no model at all the answer is the upstream order.
     model = cache.model
-    reason = None if model is not None and cache.redis_ok else (
-        "redis_down" if not cache.redis_ok else "no_model")
+    redis_ok = cache.redis_ok and request_state is not None
+    reason = None if model is not None and redis_ok else (
+        "redis_down" if not redis_ok else "no_model")
+    user, session = request_state if request_state is not None else (None, None)
     ctx = RankContext(user_id=req.user_id, session_id=req.session_id, query=req.query)
     rows: list[RankedRow]
     try:
-        rows = rank(model, ctx, req.items, req.explain)
+        rows = rank(model, ctx, req.items, req.explain, user=user, session=session,
+                    catalog=reader.catalog if reader is not None else None)
     except Exception:
         log.exception("ranking failed; answering in upstream order")
         metrics.rank_errors.inc()
@@ -162,8 +194,11 @@ async def rank_endpoint(request: Request) -> Response:
     except ClientDisconnect:
         return _json(400, {"error": "body: the client disconnected before sending it all"})
     metrics.candidates.observe(len(req.items))
+    reader: StateReader | None = getattr(state, "reader", None)
+    request_state = await _request_state(req, reader, state.cache) if (
+        state.cache.model is not None) else (None, None)
     try:
-        body = _answer(req, state.cache, state.impressions, metrics)
+        body = _answer(req, state.cache, state.impressions, metrics, request_state, reader)
     except Exception:  # no input may cause a 5xx: answer as sent, degraded
         log.exception("POST /rank failed; answering the candidates as sent")
         metrics.rank_errors.inc()
@@ -208,6 +243,31 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
+async def openapi_endpoint(request: Request) -> Response:
+    """``GET /openapi.json``: the OpenAPI description (built once, at app creation)."""
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+@require_admin
+async def reload_endpoint(request: Request) -> Response:
+    """``POST /admin/reload``: load the current snapshot now, even an already served
+    version or one that failed before; ``503`` when Redis does not answer."""
+    cache: SnapshotCache | None = getattr(request.app.state, "cache", None)
+    if cache is None:
+        return _json(503, {"error": "the scorer is still starting; try again"})
+    errors = cache.errors
+    reloaded = await cache.refresh(force=True)
+    model = cache.model
+    body = {"reloaded": reloaded, "model_version": model.version if model else None,
+            "redis_ok": cache.redis_ok,
+            "error": cache.last_error if cache.errors > errors else None}
+    log.info("admin reload: %s", body)
+    if not cache.redis_ok:
+        return _json(503, {"error": f"{cache.last_error}; the served model "
+                                    f"({body['model_version']}) is kept"})
+    return _json(200, body)
+
+
 def _counted(endpoint: str, handler: Handler) -> Handler:
     async def counted(request: Request) -> Response:
         response = await handler(request)
@@ -231,21 +291,36 @@ def create_app(settings: ScorerSettings | None = None) -> Starlette:
         The scorer's settings; read from ``STREAMRANK_`` environment variables by default.
     """
     settings = settings if settings is not None else ScorerSettings()
+    # translated here, so that a missing certificate file fails at startup, naming its variable
+    kafka_options = kafka_python_options(settings)
+    redis_security = redis_options(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("scorer: Redis %s, Kafka %s (%s), topics %r", settings.redis_url_masked,
+                 settings.kafka_bootstrap_servers, settings.kafka_security_protocol,
+                 settings.topic_prefix)
         # one quick retry (a pooled connection Redis closed); the poll loop is the real retry
         redis = aioredis.Redis.from_url(
             settings.redis_url, decode_responses=False,
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), retries=1))
-        cache = SnapshotCache(SnapshotStore(redis, prefix=settings.redis_prefix),
+            retry=Retry(NoBackoff(), retries=1), **redis_security)
+        # snapshots are megabytes: their reads get a client with a longer timeout, off the
+        # request path (which only ever waits settings.redis_timeout_s)
+        snapshot_redis = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=False,
+            socket_timeout=settings.snapshot_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            retry=Retry(NoBackoff(), retries=1), **redis_security)
+        cache = SnapshotCache(SnapshotStore(snapshot_redis, prefix=settings.redis_prefix),
                               refresh_interval_ms=settings.refresh_interval_ms)
         impressions = ImpressionLogger(settings.kafka_bootstrap_servers,
                                        Topics(settings.topic_prefix).impressions,
-                                       buffer_size=settings.impression_buffer)
+                                       buffer_size=settings.impression_buffer,
+                                       **kafka_options)
         app.state.cache = cache
+        app.state.reader = StateReader(redis, settings.redis_prefix)
         app.state.impressions = impressions
         app.state.metrics.bind(cache, impressions)
         impressions.start()
@@ -256,13 +331,18 @@ def create_app(settings: ScorerSettings | None = None) -> Starlette:
             await cache.stop()
             await asyncio.to_thread(impressions.close, IMPRESSION_CLOSE_TIMEOUT_S)
             await redis.aclose()
+            await snapshot_redis.aclose()
 
     app = Starlette(routes=[
         Route("/rank", _counted("/rank", rank_endpoint), methods=["POST"]),
+        Route("/features", _counted("/features", features_endpoint), methods=["POST"]),
         Route("/healthz", _counted("/healthz", healthz_endpoint), methods=["GET"]),
         Route("/metrics", _counted("/metrics", metrics_endpoint), methods=["GET"]),
         Route("/model", _counted("/model", model_endpoint), methods=["GET"]),
+        Route("/openapi.json", _counted("/openapi.json", openapi_endpoint), methods=["GET"]),
+        Route("/admin/reload", _counted("/admin/reload", reload_endpoint), methods=["POST"]),
     ], lifespan=lifespan)
     app.state.settings = settings
+    app.state.openapi = orjson.dumps(openapi_document(settings))
     app.state.metrics = ScorerMetrics()
     return app

@@ -1,14 +1,19 @@
 """Log served lists to the impressions topic without ever blocking a response.
 
-:meth:`ImpressionLogger.log` only puts the event on a bounded in-process queue; when the
-queue is full the event is dropped and counted, never waited for. One background thread
+:meth:`ImpressionLogger.log` only puts the event on an in-process queue; when the buffer
+is full the event is dropped and counted, never waited for. The bound, ``buffer_size``,
+covers every event the process holds: those waiting in the queue *and* those handed to
+kafka-python but not yet acknowledged by the broker (kafka-python would otherwise keep
+accepting sends into its own 32 MB buffer while the broker is down, and nothing would
+ever be counted as dropped). One background thread
 owns the kafka-python producer: it creates it lazily (so a broker that is down never
 delays the scorer's startup; the thread retries with backoff while the queue absorbs
 traffic), validates each event against the contract, encodes it and sends it keyed by
 ``user_id``.
 
 Counters (read them from any thread): ``logged`` (acknowledged by the broker),
-``dropped`` (the queue was full), ``failed`` (invalid, or the send failed).
+``dropped`` (the buffer was full), ``failed`` (invalid, or the send failed); gauges
+``queued`` (in the queue) and ``unacked`` (sent, waiting for the broker's answer).
 
 Examples
 --------
@@ -99,9 +104,12 @@ class ImpressionLogger:
                                               "bootstrap_timeout_ms": 5000,
                                               "max_block_ms": 10_000, **kafka_options}
         self.last_error: str | None = None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=buffer_size)
+        self.buffer_size = buffer_size
+        # +1: room for the close marker when the buffer is full
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=buffer_size + 1)
         self._lock = threading.Lock()
         self._logged = self._dropped = self._failed = 0
+        self._held = 0  # accepted and not yet settled (logged, failed or dropped at close)
         self._closing = threading.Event()
         self._deadline = float("inf")
         self._thread: threading.Thread | None = None
@@ -128,11 +136,27 @@ class ImpressionLogger:
         """Events waiting in the queue now."""
         return self._queue.qsize()
 
+    @property
+    def unacked(self) -> int:
+        """Events handed to the Kafka producer whose acknowledgement has not come yet."""
+        return max(0, self._held - self._queue.qsize())
+
     def _count(self, logged: int = 0, dropped: int = 0, failed: int = 0) -> None:
+        """Settle accepted events: each leaves the buffer as logged, dropped or failed."""
         with self._lock:
             self._logged += logged
             self._dropped += dropped
             self._failed += failed
+            self._held -= logged + dropped + failed
+
+    def _accept(self) -> bool:
+        """Take one place in the buffer, or count a drop when it is full."""
+        with self._lock:
+            if self._held >= self.buffer_size or self._closing.is_set():
+                self._dropped += 1
+                return False
+            self._held += 1
+            return True
 
     # -- the request side -----------------------------------------------------------------
 
@@ -142,12 +166,11 @@ class ImpressionLogger:
         ``event`` is an :class:`~streams.schemas.ImpressionEvent` or a mapping of its
         fields (validated in the background thread, off the request path).
         """
-        if self._closing.is_set():
-            self._count(dropped=1)
+        if not self._accept():
             return False
         try:
             self._queue.put_nowait(event)
-        except queue.Full:
+        except queue.Full:  # only when close() raced us for the marker's place
             self._count(dropped=1)
             return False
         return True

@@ -95,7 +95,7 @@ class _StateCollector(Collector):
         imp = self.impressions
         for name, doc, value in (
             ("logged", "Impressions the broker acknowledged.", imp.logged if imp else 0),
-            ("dropped", "Impressions dropped because the buffer was full.",
+            ("dropped", "Impressions dropped because the buffer was full (queued + unacked).",
              imp.dropped if imp else 0),
             ("failed", "Impressions that failed to send.", imp.failed if imp else 0),
         ):
@@ -103,6 +103,14 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("streamrank_impressions_queued",
                                 "Impressions waiting in the buffer for Kafka.",
                                 value=imp.queued if imp else 0)
+        yield GaugeMetricFamily("streamrank_impressions_unacked",
+                                "Impressions sent to Kafka, waiting for the broker's ack "
+                                "(they count against the buffer too).",
+                                value=imp.unacked if imp else 0)
+        yield GaugeMetricFamily("streamrank_impressions_buffer_size",
+                                "Most impressions held at once (queued + unacked), "
+                                "STREAMRANK_IMPRESSION_BUFFER.",
+                                value=imp.buffer_size if imp else 0)
         cache = self.cache
         model = cache.model if cache else None
         snap = model.snapshot if model else None

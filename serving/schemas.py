@@ -29,7 +29,7 @@ serving.schemas.BadRequest: items: at most 1 candidates per request, got 2; ...
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,10 +39,16 @@ from streams.schemas import Id, Scalar, Text, describe_validation_error
 __all__ = [
     "BadRequest",
     "Contribution",
+    "ErrorDetail",
+    "ErrorResponse",
+    "HealthResponse",
+    "ModelInfo",
     "RankItem",
     "RankRequest",
     "RankResponse",
     "RankedItem",
+    "ReloadResponse",
+    "ValidationErrorResponse",
     "parse_rank_request",
 ]
 
@@ -101,6 +107,55 @@ class RankResponse(_Schema):
     model_version: str | None
     degraded: bool
     items: list[RankedItem]
+
+
+class ErrorDetail(BaseModel):
+    """One problem of a rejected body: where (``loc``), what (``msg``), its kind (``type``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """The body of a ``422``: ``error`` names each offending field, ``detail`` lists them."""
+
+    error: str
+    detail: list[ErrorDetail]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every other error (``400``, ``401``, ``403``, ``413``, ``503``)."""
+
+    error: str
+
+
+class HealthResponse(BaseModel):
+    """The body of ``GET /healthz`` (always ``200`` while the process answers)."""
+
+    status: Literal["ok"]
+    model_version: str | None
+    redis_ok: bool
+    degraded: bool
+
+
+class ModelInfo(BaseModel):
+    """The body of ``GET /model``: the served model, nulls when there is none."""
+
+    model_version: str | None
+    created_ms: int | None
+    examples: int | None
+    age_ms: int | None
+    redis_ok: bool
+
+
+class ReloadResponse(BaseModel):
+    """The body of a ``200`` answer to ``POST /admin/reload``."""
+
+    reloaded: bool
+    model_version: str | None
+    redis_ok: bool
+    error: str | None
 
 
 class BadRequest(ValueError):

@@ -25,6 +25,8 @@ With a stand-in store (the real one is :class:`~learner.store.SnapshotStore`):
 (True, 'v7', True, 1)
 >>> asyncio.run(cache.refresh())  # same version: nothing to load
 False
+>>> asyncio.run(cache.refresh(force=True)), cache.loads  # unless forced
+(True, 2)
 """
 
 from __future__ import annotations
@@ -84,11 +86,12 @@ class SnapshotCache:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
-    async def refresh(self) -> bool:
+    async def refresh(self, force: bool = False) -> bool:
         """Poll once; load the current snapshot when its version changed.
 
         Returns ``True`` when a new model was loaded. Never raises (except on
-        cancellation).
+        cancellation). ``force`` loads the current snapshot even when its version is
+        the one served, or one that failed to decode before (``POST /admin/reload``).
         """
         try:
             version = await self.store.current_version()
@@ -98,7 +101,9 @@ class SnapshotCache:
         self.redis_ok = True
         current = self.model.snapshot.version if self.model is not None else None
         # nothing published (or the keys were deleted): keep serving what we have
-        if version is None or version == current or version == self._bad_version:
+        if version is None:
+            return False
+        if not force and (version == current or version == self._bad_version):
             return False
         try:
             snap = await self.store.load_current()

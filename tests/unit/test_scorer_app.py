@@ -86,9 +86,11 @@ def _model(weights: dict[str, float] | None = None, version: int = 3) -> Serving
 
 
 def _install(app: Starlette, model: ServingModel) -> None:
-    """Stand in for a successful poll (the real one is covered by the integration test)."""
+    """Stand in for a successful poll, and for a Redis with no user state (the real ones
+    are covered by the integration tests)."""
     app.state.cache.model = model
     app.state.cache.redis_ok = True
+    app.state.reader = None
 
 
 # -- degraded answers -------------------------------------------------------------------
@@ -142,7 +144,9 @@ async def test_a_model_reorders_and_reports_its_version(app: Starlette,
     body = r.json()
     assert (body["degraded"], body["model_version"]) == (False, "v3")
     assert [i["item_id"] for i in body["items"]] == ["sku-2", "sku-1"]
-    assert 0.5 < body["items"][0]["score"] < 1.0 and body["items"][1]["score"] == 0.5
+    # R = softmax(S): logits 1 and 0
+    assert body["items"][0]["score"] == pytest.approx(np.e / (np.e + 1))
+    assert body["items"][1]["score"] == pytest.approx(1 / (np.e + 1))
 
 
 @pytest.mark.asyncio
