@@ -1,0 +1,133 @@
+"""One example stream for every benchmark, drawn from the traffic simulator.
+
+Simulated shoppers (``ops.simulator.Simulator``) search; each list is served in the
+upstream order and the click model answers it. From that traffic come:
+
+* :attr:`Workload.lists`: labelled lists as the worker's join makes them (one per click,
+  add-to-cart or purchase: the interacted item labelled 1, the other shown items 0,
+  weighted by interaction type), the learners' input;
+* :func:`rank_cases`: ranking requests of ``n`` candidates for the scoring benchmarks;
+* :func:`traffic_events`: the same traffic as contract events, serialised once, for the
+  broker benchmarks (impressions and interactions, keyed by ``user_id``).
+
+Examples
+--------
+>>> w = make_workload(200, seed=1, n_users=50, n_items=120)
+>>> len(w.lists) > 100, len(w.lists[0].item_ids), sum(w.lists[0].labels)
+(True, 20, 1.0)
+>>> ctx, ids, scores = rank_cases(w, n_candidates=25, count=3, seed=0)[0]
+>>> len(ids), len(set(ids)), scores[0] > scores[-1]
+(25, 25, True)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from learner.features import RankContext
+from ops.simulator import Simulator
+from streams.examples import INTERACTION_WEIGHTS, LabeledList
+
+__all__ = ["Workload", "context_of", "make_workload", "rank_cases", "traffic_events"]
+
+#: The shop every benchmark simulates: users, catalog size, candidates per search.
+N_USERS = 5_000
+N_ITEMS = 1_000
+K = 20
+
+
+@dataclass
+class Workload:
+    """Simulated traffic turned into learner input and ranking requests."""
+
+    sim: Simulator
+    #: Labelled lists in traffic order.
+    lists: list[LabeledList]
+    #: The request context (user, session, query) of every simulated search.
+    contexts: list[RankContext]
+
+    @property
+    def rows(self) -> int:
+        """Candidate rows (one per shown item) over all lists: the learners' examples."""
+        return sum(len(ex.item_ids) for ex in self.lists)
+
+
+def context_of(ex: LabeledList) -> RankContext:
+    """The request context a labelled list was served for."""
+    return RankContext(user_id=ex.user_id, session_id=ex.session_id, query=ex.query)
+
+
+def _labeled(request: Any, event: dict[str, Any], n: int) -> LabeledList:
+    ids = list(request.item_ids)
+    return LabeledList(
+        impression_id=event.get("impression_id", f"imp-{n}"), user_id=request.user_id,
+        session_id=request.session_id, query=request.query.text, item_ids=ids,
+        positions=list(range(1, len(ids) + 1)),
+        labels=[1.0 if i == event["item_id"] else 0.0 for i in ids],
+        weight=INTERACTION_WEIGHTS[event["type"]], source=f"bench/0/{n}", ts=event.get("ts"))
+
+
+def make_workload(n_requests: int, seed: int = 0, n_users: int = N_USERS,
+                  n_items: int = N_ITEMS, k: int = K) -> Workload:
+    """Simulate ``n_requests`` searches served in the upstream order, and their outcomes."""
+    sim = Simulator(n_users=n_users, n_items=n_items, seed=seed, k=k, run_id=f"b{seed}")
+    lists: list[LabeledList] = []
+    contexts: list[RankContext] = []
+    for _ in range(n_requests):
+        req = sim.next_request()
+        contexts.append(RankContext(user_id=req.user_id, session_id=req.session_id,
+                                    query=req.query.text))
+        imp = sim.new_impression_id()
+        for event in sim.respond(req, req.item_ids, imp):
+            if event["type"] in INTERACTION_WEIGHTS:
+                lists.append(_labeled(req, event, len(lists)))
+    return Workload(sim=sim, lists=lists, contexts=contexts)
+
+
+def rank_cases(w: Workload, n_candidates: int, count: int,
+               seed: int = 0) -> list[tuple[RankContext, list[str], list[float]]]:
+    """``count`` ranking requests of ``n_candidates`` distinct catalog items each.
+
+    Contexts come from the simulated searches; candidates are drawn from the whole catalog
+    (at most its size) with descending upstream scores, as a search engine sends them.
+    """
+    rng = np.random.default_rng(seed)
+    ids = w.sim.catalog.item_ids
+    n = min(n_candidates, len(ids))
+    cases = []
+    for _ in range(count):
+        ctx = w.contexts[int(rng.integers(len(w.contexts)))]
+        pick = rng.choice(len(ids), size=n, replace=False)
+        scores = np.sort(rng.normal(10.0, 2.0, size=n))[::-1].round(3)
+        cases.append((ctx, [ids[i] for i in pick], scores.tolist()))
+    return cases
+
+
+def traffic_events(sim: Simulator, n_requests: int,
+                   clock: bool = True) -> list[tuple[bool, bytes, bytes]]:
+    """Contract events of ``n_requests`` searches: ``(is_impression, key, JSON value)``.
+
+    Each search gives its impression (served in the upstream order) and then its clicks,
+    add-to-carts and purchases, in that order. ``clock`` stamps events with the current
+    time (the worker sees them as live traffic) instead of the simulated time.
+    """
+    out: list[tuple[bool, bytes, bytes]] = []
+    for _ in range(n_requests):
+        req = sim.next_request()
+        imp_id = sim.new_impression_id()
+        imp = sim.impression_event(req, req.item_ids, imp_id)
+        now = int(time.time() * 1000)
+        if clock:
+            imp["ts"] = now
+        key = req.user_id.encode()
+        out.append((True, key, orjson.dumps(imp)))
+        for event in sim.respond(req, req.item_ids, imp_id):
+            if clock:
+                event["ts"] = now
+            out.append((False, key, orjson.dumps(event)))
+    return out
