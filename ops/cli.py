@@ -4,6 +4,7 @@
     streamrank worker    the stream processors and the online learner
     streamrank serve     the HTTP scorer
     streamrank broker    a local single-node Apache Kafka (and Redis) for development
+    streamrank evaluate  offline evaluation on simulated or logged events, against baselines
 
 Each subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``; modules
 are imported only when their subcommand runs, so ``streamrank serve`` never imports
@@ -25,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "worker": "streams.worker",
     "serve": "ops.cli_serve",
     "broker": "ops.cli_broker",
+    "evaluate": "ops.cli_evaluate",
 }
 
 

@@ -1,4 +1,5 @@
-"""Simulated shoppers, catalog, search engine and clicks: traffic with a known ground truth."""
+"""Simulated shoppers, catalog, search engine and clicks: traffic with a known ground truth,
+and the event logs it writes."""
 
 from ops.simulator.catalog import Catalog, Category, make_catalog
 from ops.simulator.clicks import ClickModel, ClickOutcome
@@ -12,7 +13,7 @@ from ops.simulator.traffic import (
     TrafficStats,
     run_traffic,
 )
-from ops.simulator.users import Population, TasteParams, make_users
+from ops.simulator.users import Population, SessionIntent, TasteParams, make_users
 
 __all__ = [
     "ArmStats",
@@ -26,6 +27,7 @@ __all__ = [
     "QueryModel",
     "RankFn",
     "Request",
+    "SessionIntent",
     "Simulator",
     "TasteParams",
     "TrafficStats",

@@ -58,7 +58,7 @@ import numpy.typing as npt
 from ops.simulator.catalog import Catalog, make_catalog
 from ops.simulator.clicks import ClickModel
 from ops.simulator.queries import Query, QueryModel
-from ops.simulator.users import Population, TasteParams, make_users
+from ops.simulator.users import Population, SessionIntent, TasteParams, make_users
 
 __all__ = [
     "ARMS",
@@ -109,6 +109,8 @@ class Request:
     ts: int
     #: The contract ``POST /rank`` body.
     body: dict[str, Any] = field(repr=False)
+    #: The session's intent at this request (``None`` when the simulator has none).
+    intent: SessionIntent | None = field(default=None, repr=False)
 
 
 def dcg_at_k(gains: npt.ArrayLike, k: int) -> float:
@@ -146,6 +148,11 @@ class Simulator:
         Probability that a request continuing a session stays in its category.
     eta, max_clicks
         Click model (see :class:`~ops.simulator.clicks.ClickModel`).
+    intent_scale
+        Standard deviation of each session's intent offsets
+        (:class:`~ops.simulator.users.SessionIntent`); 0 (the default) means none.
+    intent_drift
+        Share of the intent's variance redrawn at each request of a session.
     interarrival_ms
         Mean simulated time between requests.
     run_id
@@ -162,16 +169,26 @@ class Simulator:
                  upstream_noise: float = 0.5,
                  session_length: float = 4.0, same_category: float = 0.7, eta: float = 1.0,
                  max_clicks: int = 3, interarrival_ms: float = 2000.0,
+                 intent_scale: float = 0.0, intent_drift: float = 0.3,
                  run_id: str | None = None, clock: Callable[[], int] | None = None) -> None:
         if session_length < 1:
             raise ValueError(f"session_length must be at least 1, got {session_length}")
+        if intent_scale < 0:
+            raise ValueError(f"intent_scale must be at least 0, got {intent_scale}")
+        if not 0.0 <= intent_drift <= 1.0:
+            raise ValueError(f"intent_drift must be in [0, 1], got {intent_drift}")
+        self.intent_scale = intent_scale
+        self.intent_drift = intent_drift
         self.seed = seed
         self.run_id = run_id if run_id is not None else f"r{seed}"
         self.session_length = session_length
         self.same_category = same_category
         self.interarrival_ms = interarrival_ms
         self.clock = clock
-        catalog_ss, users_ss, requests_ss, clicks_ss = np.random.SeedSequence(seed).spawn(4)
+        # one stream per concern; intents have their own, so turning them on or off
+        # leaves the requests and clicks of the other streams as they were
+        catalog_ss, users_ss, requests_ss, clicks_ss, intent_ss = \
+            np.random.SeedSequence(seed).spawn(5)
         self.catalog: Catalog = make_catalog(n_items, np.random.default_rng(catalog_ss),
                                              n_categories=n_categories, n_brands=n_brands)
         self.population: Population = make_users(n_users, self.catalog,
@@ -181,6 +198,7 @@ class Simulator:
         self.click_model = ClickModel(eta=eta, max_clicks=max_clicks)
         self._rng = np.random.default_rng(requests_ss)
         self._click_rng = np.random.default_rng(clicks_ss)
+        self._intent_rng = np.random.default_rng(intent_ss)
         self._item_index = {item_id: i for i, item_id in enumerate(self.catalog.item_ids)}
         self._now_ms = float(START_MS)
         self._requests = 0
@@ -192,6 +210,7 @@ class Simulator:
         self._device = "mobile"
         self._left = 0
         self._category = 0
+        self._intent: SessionIntent | None = None
 
     def item_index(self, item_id: str) -> int:
         """Catalog index of an item id; ``KeyError`` for an unknown one."""
@@ -222,6 +241,13 @@ class Simulator:
             self._device = "mobile" if rng.random() < 0.6 else "desktop"
             self._left = int(rng.geometric(1.0 / self.session_length))
             stay = False
+            if self.intent_scale > 0:
+                self._intent = SessionIntent.draw(
+                    self.catalog.n_brands, self.population.user_taste.shape[1],
+                    self.intent_scale, self._intent_rng)
+        elif self._intent is not None:
+            self._intent = self._intent.drift(self.intent_drift, self.intent_scale,
+                                              self._intent_rng)
         self._left -= 1
         if not stay:
             self._category = self.query_model.pick_category(
@@ -239,7 +265,7 @@ class Simulator:
         }
         return Request(number=self._requests, user=self._user, user_id=body["user_id"],
                        session_id=self._session_id, query=query, item_ids=item_ids,
-                       ts=self._ts(), body=body)
+                       ts=self._ts(), body=body, intent=self._intent)
 
     def _indices(self, request: Request, served_item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         candidates = dict(zip(request.item_ids, request.query.items))
@@ -254,8 +280,8 @@ class Simulator:
 
     def relevance(self, request: Request, served_item_ids: Sequence[str]) -> FloatArray:
         """True relevance of the served items to the requesting user, in served order."""
-        return self.population.true_relevance(request.user,
-                                              self._indices(request, served_item_ids))
+        return self.population.true_relevance(
+            request.user, self._indices(request, served_item_ids), request.intent)
 
     def respond(self, request: Request, served_item_ids: Sequence[str],
                 impression_id: str | None = None) -> list[dict[str, Any]]:
@@ -267,7 +293,7 @@ class Simulator:
         """
         idx = self._indices(request, served_item_ids)
         outcome = self.click_model.simulate(
-            self.population.true_relevance(request.user, idx), self._click_rng)
+            self.population.true_relevance(request.user, idx, request.intent), self._click_rng)
         events: list[dict[str, Any]] = []
         base = {"user_id": request.user_id, "session_id": request.session_id}
         if impression_id is not None:

@@ -16,6 +16,11 @@ favourite items. The true relevance of item ``i`` to user ``u`` is the probabili
 Only ``quality`` is visible to the upstream engine (as popularity); everything else is
 personal, so within one category the best order differs a lot from user to user.
 
+A session adds a :class:`SessionIntent` on top: what this visit is about (a brand
+leaning, a price shift, a direction in taste space), drawn when the session starts and
+drifting from one request to the next (:meth:`SessionIntent.drift`), so the session's
+own clicks say more about its next request than the user's long-term history does.
+
 Examples
 --------
 >>> import numpy as np
@@ -41,7 +46,7 @@ import numpy.typing as npt
 
 from ops.simulator.catalog import Catalog
 
-__all__ = ["Population", "TasteParams", "make_users"]
+__all__ = ["Population", "SessionIntent", "TasteParams", "make_users"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -62,6 +67,53 @@ class TasteParams:
     match_scale: float = 0.7
     #: Logit boost of a user's favourite items.
     favourite_boost: float = 3.5
+
+
+@dataclass(frozen=True)
+class SessionIntent:
+    """What one session is after, as logit offsets on top of the user's taste.
+
+    ``brand`` ``(n_brands,)`` adds to the brand affinity, ``price`` shifts the preferred
+    price level, ``taste`` ``(d,)`` adds to the latent taste vector.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a = SessionIntent.draw(n_brands=3, taste_dim=2, scale=1.0, rng=rng)
+    >>> a.brand.round(2).tolist(), round(a.price, 2)
+    ([0.13, -0.13, 0.64], 0.1)
+
+    With ``rate=0.5`` half the intent's variance is redrawn at each step: it keeps its
+    scale and its correlation with where it started falls as ``0.5 ** (steps / 2)``.
+
+    >>> a = SessionIntent.draw(n_brands=10_000, taste_dim=2, scale=1.0, rng=rng)
+    >>> b = a.drift(rate=0.5, scale=1.0, rng=rng)
+    >>> c = b.drift(rate=0.5, scale=1.0, rng=rng)
+    >>> [round(float(np.corrcoef(a.brand, x.brand)[0, 1]), 2) for x in (b, c)]
+    [0.71, 0.49]
+    >>> round(float(c.brand.std()), 2)
+    1.0
+    """
+
+    brand: FloatArray
+    price: float
+    taste: FloatArray
+
+    @classmethod
+    def draw(cls, n_brands: int, taste_dim: int, scale: float,
+             rng: np.random.Generator) -> SessionIntent:
+        """A fresh intent; every offset has standard deviation ``scale``."""
+        return cls(brand=scale * rng.normal(size=n_brands), price=float(scale * rng.normal()),
+                   taste=scale * rng.normal(size=taste_dim))
+
+    def drift(self, rate: float, scale: float, rng: np.random.Generator) -> SessionIntent:
+        """The intent one request later: an AR(1) step that redraws a share ``rate`` of
+        the variance (0 keeps it, 1 forgets it), so the scale stays ``scale``."""
+        keep, fresh = np.sqrt(1.0 - rate), np.sqrt(rate)
+        new = SessionIntent.draw(len(self.brand), len(self.taste), scale, rng)
+        return SessionIntent(brand=keep * self.brand + fresh * new.brand,
+                             price=float(keep * self.price + fresh * new.price),
+                             taste=keep * self.taste + fresh * new.taste)
 
 
 @dataclass(frozen=True)
@@ -94,26 +146,35 @@ class Population:
         """Index of a user id (``u-0001`` is 0)."""
         return int(user_id.rsplit("-", 1)[1]) - 1
 
-    def logits(self, user: int, item_indices: npt.ArrayLike) -> FloatArray:
-        """``(n,)`` relevance logits of items for one user; one vectorized pass."""
+    def logits(self, user: int, item_indices: npt.ArrayLike,
+               intent: SessionIntent | None = None) -> FloatArray:
+        """``(n,)`` relevance logits of items for one user (in one session's ``intent``,
+        if given); one vectorized pass."""
         p, cat = self.params, self.catalog
         items = np.asarray(item_indices, dtype=np.int64)
         n_cat = self.category_weight.shape[1]
+        brand = self.brand_affinity[user, cat.brand[items]]
+        price_pref = self.price_preference[user]
+        taste = self.user_taste[user]
+        if intent is not None:
+            brand = brand + intent.brand[cat.brand[items]]
+            price_pref = price_pref + intent.price
+            taste = taste + intent.taste
         with np.errstate(divide="ignore"):
             log_w = np.log(n_cat * self.category_weight[user, cat.category[items]])
         z = p.bias + p.category_scale * np.clip(log_w, *p.category_clip)
-        z += self.brand_affinity[user, cat.brand[items]]
+        z += brand
         z += p.quality_scale * cat.quality[items]
-        z -= 0.5 * self.price_sensitivity[user] * (
-            cat.price_level[items] - self.price_preference[user]) ** 2
+        z -= 0.5 * self.price_sensitivity[user] * (cat.price_level[items] - price_pref) ** 2
         d = self.user_taste.shape[1]
-        z += p.match_scale * (self.item_taste[items] @ self.user_taste[user]) / np.sqrt(d)
+        z += p.match_scale * (self.item_taste[items] @ taste) / np.sqrt(d)
         z += p.favourite_boost * np.isin(items, self.favourites[user])
         return z
 
-    def true_relevance(self, user: int, item_indices: npt.ArrayLike) -> FloatArray:
+    def true_relevance(self, user: int, item_indices: npt.ArrayLike,
+                       intent: SessionIntent | None = None) -> FloatArray:
         """``(n,)`` probability in [0, 1] that ``user`` clicks each item once examined."""
-        return 1.0 / (1.0 + np.exp(-self.logits(user, item_indices)))
+        return 1.0 / (1.0 + np.exp(-self.logits(user, item_indices, intent)))
 
 
 def make_users(n_users: int, catalog: Catalog, rng: np.random.Generator, *,
