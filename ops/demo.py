@@ -43,6 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=120.0,
                    help="seconds of simulated traffic (default: 120)")
+    p.add_argument("--events", type=int, default=0,
+                   help="stop after this many events (impressions and interactions) instead "
+                        "of after --duration (0: no limit)")
     p.add_argument("--users", type=int, default=200, help="simulated shoppers (default: 200)")
     p.add_argument("--items", type=int, default=300, help="catalog size (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
@@ -63,6 +66,7 @@ class _Ranker:
     def __init__(self, base_url: str) -> None:
         self.client = httpx.Client(base_url=base_url, timeout=10.0)
         self.degraded = 0
+        self.calls = 0
         self.model_version: str | None = None
 
     def __call__(self, body: dict[str, Any]) -> tuple[Sequence[str], str]:
@@ -70,9 +74,28 @@ class _Ranker:
                                 headers={"content-type": "application/json"})
         resp.raise_for_status()
         data = resp.json()
+        self.calls += 1  # each logs one impression
         self.degraded += bool(data["degraded"])
         self.model_version = data["model_version"]
         return [it["item_id"] for it in data["items"]], data["impression_id"]
+
+
+def oracle_share(stats: TrafficStats, recent: bool) -> float:
+    """Share of the oracle's NDCG@10 gain over the upstream order that re-ranking reaches.
+
+    The simulator knows the true relevance, so the oracle order has NDCG@10 = 1:
+    ``(reranked - upstream) / (1 - upstream)``.
+
+    >>> class Arm:
+    ...     def __init__(self, v): self.mean_ndcg = self.recent_ndcg = v
+    >>> class Stats:
+    ...     upstream, reranked = Arm(0.5), Arm(0.9)
+    >>> round(oracle_share(Stats(), recent=False), 2)
+    0.8
+    """
+    up, rr = stats.upstream, stats.reranked
+    a, b = (up.recent_ndcg, rr.recent_ndcg) if recent else (up.mean_ndcg, rr.mean_ndcg)
+    return (b - a) / (1.0 - a) if a < 1.0 else 0.0
 
 
 def _lift(stats: TrafficStats, recent: bool) -> str:
@@ -90,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     settings = CommonSettings()
     started: list[ServiceProcess] = []
     stats: TrafficStats | None = None
+    n_events = 0
     _say("starting Kafka and Redis (reused when STREAMRANK_ addresses answer; the first run "
          "resolves the Kafka jars with Maven, which takes a minute)")
     try:
@@ -106,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                 _say(f"starting the worker (log {logs / 'worker.log'}) and the scorer on "
                      f"http://127.0.0.1:{port} (log {logs / 'scorer.log'})")
                 started.append(scorer_process(env, port, logs / "scorer.log"))
-                stats = _simulate(args, env, f"http://127.0.0.1:{port}", run_id, worker, stop)
+                stats, n_events = _simulate(args, env, f"http://127.0.0.1:{port}", run_id, worker,
+                                        stop)
             finally:
                 # the services' clients first, while Kafka and Redis still answer
                 for proc in reversed(started):
@@ -121,13 +146,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2).decode())
     _say("summary: " + stats.summary())
+    _say(f"share of the oracle's NDCG@10 gain over upstream: "
+         f"{oracle_share(stats, recent=False):.0%} overall, "
+         f"{oracle_share(stats, recent=True):.0%} over the last {stats.window} lists per arm "
+         f"({n_events} events)")
     _say(f"reranked CTR vs upstream: {_lift(stats, recent=False)} overall, "
          f"{_lift(stats, recent=True)} over the last {stats.window} lists per arm")
     return 0
 
 
 def _simulate(args: argparse.Namespace, env: dict[str, str], base_url: str, run_id: str,
-              worker: ServiceProcess, stop: threading.Event) -> TrafficStats | None:
+              worker: ServiceProcess, stop: threading.Event
+              ) -> tuple[TrafficStats | None, int]:
     sim = Simulator(n_users=args.users, n_items=args.items, seed=args.seed, run_id=run_id,
                     clock=lambda: int(time.time() * 1000))
     producer = EventProducer(env["STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"],
@@ -139,7 +169,13 @@ def _simulate(args: argparse.Namespace, env: dict[str, str], base_url: str, run_
         producer.flush()
         _say(f"sent a catalog of {args.items} products; waiting for the worker to ingest it")
         if not _wait_for_catalog(env, args.items, worker, stop, timeout=180):
-            return None
+            return None, 0
+        catalog_sent = producer.sent
+
+        def _events() -> int:
+            """Impressions and interactions so far (the scorer logs the re-ranked lists)."""
+            return producer.sent - catalog_sent + ranker.calls
+
         _say(f"worker ready; simulating {args.duration:g} s of searches by {args.users} "
              f"shoppers, {args.upstream_share:.0%} served in the upstream order")
         t0 = time.monotonic()
@@ -151,20 +187,23 @@ def _simulate(args: argparse.Namespace, env: dict[str, str], base_url: str, run_
             if now >= next_report[0]:
                 next_report[0] = now + 5.0
                 up, rr = stats.upstream, stats.reranked
-                _say(f"{now - t0:5.0f}s  {stats.requests:6d} searches  model "
-                     f"{ranker.model_version or '-':>6}  CTR upstream {up.recent_ctr:.3f}  "
-                     f"reranked {rr.recent_ctr:.3f} ({_lift(stats, True)})  NDCG@10 "
-                     f"{up.recent_ndcg:.3f} -> {rr.recent_ndcg:.3f}")
+                _say(f"{now - t0:5.0f}s  {stats.requests:6d} searches {_events():7d} events  "
+                     f"model {ranker.model_version or '-':>6}  CTR upstream "
+                     f"{up.recent_ctr:.3f} reranked {rr.recent_ctr:.3f} ({_lift(stats, True)})"
+                     f"  NDCG@10 {up.recent_ndcg:.3f} -> {rr.recent_ndcg:.3f} "
+                     f"({oracle_share(stats, True):.0%} of the oracle's gain)")
             # pace to the target rate
             ahead = stats.requests / args.rate - (now - t0)
             if ahead > 0:
                 stop.wait(ahead)
 
-        return run_traffic(sim, ranker, producer, n_requests=10**9, on_progress=progress,
-                           upstream_share=args.upstream_share, seed=args.seed,
-                           progress_every=10,
-                           should_stop=lambda: stop.is_set() or time.monotonic() >= deadline
-                           or not worker.alive())
+        stats = run_traffic(sim, ranker, producer, n_requests=10**9, on_progress=progress,
+                            upstream_share=args.upstream_share, seed=args.seed,
+                            progress_every=10,
+                            should_stop=lambda: stop.is_set() or time.monotonic() >= deadline
+                            or (args.events > 0 and _events() >= args.events)
+                            or not worker.alive())
+        return stats, _events()
     finally:
         producer.close(timeout=10)
         ranker.client.close()
