@@ -99,6 +99,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     rep.add_argument("--se", action="store_true",
                      help="show the standard error of MRR and NDCG@10")
 
+    loop = sub.add_parser("loop", help="the closed loop in one process: simulator, worker "
+                                       "logic and learner, no services (fast model work)")
+    loop.add_argument("--events", type=int, default=50_000, help="events to run (default 50000)")
+    loop.add_argument("--seed", type=int, default=0, help="simulation seed")
+    loop.add_argument("--every", type=int, default=2000, help="searches between report lines")
+    loop.add_argument("--sparse-only", action="store_true", help="train without the dense part")
+    loop.add_argument("--no-position-bias", action="store_true",
+                      help="train without the examination model")
+
     obd = sub.add_parser("obd", help="the Open Bandit Dataset sample through the harness")
     obd.add_argument("--policy", default="random",
                      help="logging policies, comma-separated: random, bts (default: random)")
@@ -215,6 +224,17 @@ def run(args: argparse.Namespace) -> int:
         return _simulate(args)
     if args.action == "run":
         _replay(args.log, args, title=f"Progressive validation on {args.log.name}")
+        return 0
+    if args.action == "loop":
+        from ops.evaluation.closed_loop import closed_loop
+
+        def show(r: dict) -> None:
+            print(f"{r['events']:7d} events {r['searches']:6d} searches  true NDCG@10 upstream "
+                  f"{r['upstream_ndcg']:.3f} reranked {r['reranked_ndcg']:.3f}  "
+                  f"{r['oracle_share']:.0%} of the oracle's gain", flush=True)
+
+        closed_loop(args.events, seed=args.seed, every=args.every, on_row=show,
+                    dense=not args.sparse_only, position_bias=not args.no_position_bias)
         return 0
     if args.action == "report":
         result = orjson.loads(args.results.read_bytes())
