@@ -36,7 +36,6 @@ import atexit
 import base64
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +48,8 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from ops.processes import terminate_group
 
 __all__ = [
     "KAFKA_POM",
@@ -329,7 +330,7 @@ class LocalKafka:
         # Forget the process only once it is gone, so that an interrupted stop()
         # is finished by the next call or by the exit hook.
         if self._process is not None:
-            _terminate_group(self._process, timeout)
+            terminate_group(self._process, timeout)
             self._process = None
         _RUNNING.discard(self)
         if self._log_file is not None:
@@ -540,24 +541,6 @@ def _tail(path: Path, lines: int) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _terminate_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM the process group of ``process``; SIGKILL it if still alive after ``timeout``."""
-    if process.poll() is None:
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @atexit.register

@@ -17,7 +17,29 @@ from typing import IO
 
 import httpx
 
-__all__ = ["LOCAL_WORKER_ENV", "ServiceProcess", "scorer_process", "worker_process"]
+__all__ = ["LOCAL_WORKER_ENV", "ServiceProcess", "scorer_process", "signal_group",
+           "terminate_group", "worker_process"]
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to a process group; a group that is already gone is fine."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def terminate_group(process: subprocess.Popen[bytes], timeout: float,
+                    sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to the process group of ``process``; SIGKILL it if still alive after
+    ``timeout`` seconds. Does nothing when the process has already exited."""
+    if process.poll() is None:
+        signal_group(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            signal_group(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 
@@ -58,13 +80,7 @@ class ServiceProcess:
         """Send ``sig``, wait, then SIGKILL; return the exit code. Idempotent."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        terminate_group(self.proc, timeout, sig)
         if self._log:
             self._log.close()
         return self.proc.returncode

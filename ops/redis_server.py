@@ -27,7 +27,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ from types import TracebackType
 from typing import IO
 from urllib.parse import quote
 
+from ops.processes import terminate_group
 from ops.settings import mask_url
 
 __all__ = ["LocalRedis", "LocalRedisError", "find_redis_server", "redis_reachable"]
@@ -213,13 +213,7 @@ class LocalRedis:
         # is finished by the next call or by the exit hook.
         process = self._process
         if process is not None:
-            if process.poll() is None:
-                _signal_group(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(process.pid, signal.SIGKILL)
-                    process.wait()
+            terminate_group(process, timeout)
             self._process = None
         _RUNNING.discard(self)
         if self._log_file is not None:
@@ -274,13 +268,6 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @atexit.register
