@@ -7,6 +7,11 @@ Keys, under the deployment's ``redis_prefix``::
     {prefix}snapshot:v:{N}      the encoded snapshot of version N
     {prefix}snapshot:versions   sorted set of the kept versions (score = N)
     {prefix}snapshot:channel    pub/sub channel announcing each new current version
+    {prefix}snapshot:pinned     set while serving is pinned to a version (learner/registry.py)
+    {prefix}snapshot:good       sorted set of versions marked good; kept beyond ``keep``
+
+While a version is pinned, publishing stores new versions but leaves ``current`` alone;
+trimming never drops the current, the pinned or a good version.
 
 Publishing and reading are each one Lua script, which Redis runs atomically: a reader
 gets the current version together with its bytes, so it can never see a half-written
@@ -24,25 +29,34 @@ from learner.snapshot import Snapshot, decode, encode
 
 __all__ = ["SnapshotStore"]
 
-# KEYS[1] current, KEYS[2] versions zset; ARGV[1] version, ARGV[2] blob,
-# ARGV[3] key prefix of blobs, ARGV[4] how many versions to keep, ARGV[5] channel
+# KEYS[1] current, KEYS[2] versions zset, KEYS[3] pinned, KEYS[4] good zset;
+# ARGV[1] version, ARGV[2] blob, ARGV[3] key prefix of blobs, ARGV[4] how many plain
+# versions to keep, ARGV[5] channel. Returns how many versions were kept before trimming.
 _PUBLISH = """
 redis.call('SET', ARGV[3] .. ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), ARGV[1])
-redis.call('SET', KEYS[1], ARGV[1])
+local pinned = redis.call('GET', KEYS[3])
+if not pinned then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+local current = redis.call('GET', KEYS[1])
 local keep = tonumber(ARGV[4])
-local n = redis.call('ZCARD', KEYS[2])
-if n > keep then
-  local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
-  for _, v in ipairs(old) do
-    if v ~= ARGV[1] then
+local all = redis.call('ZREVRANGE', KEYS[2], 0, -1)
+local plain = 0
+for _, v in ipairs(all) do
+  if v ~= ARGV[1] and v ~= current and v ~= pinned
+      and not redis.call('ZSCORE', KEYS[4], v) then
+    plain = plain + 1
+    if plain >= keep then
       redis.call('DEL', ARGV[3] .. v)
       redis.call('ZREM', KEYS[2], v)
     end
   end
 end
-redis.call('PUBLISH', ARGV[5], ARGV[1])
-return n
+if not pinned then
+  redis.call('PUBLISH', ARGV[5], ARGV[1])
+end
+return #all
 """
 
 # KEYS[1] current; ARGV[1] key prefix of blobs -> {version, blob} or nil
@@ -75,6 +89,8 @@ class SnapshotStore:
         self.k_blob = f"{prefix}snapshot:v:"
         self.k_versions = f"{prefix}snapshot:versions"
         self.channel = f"{prefix}snapshot:channel"
+        self.k_pinned = f"{prefix}snapshot:pinned"
+        self.k_good = f"{prefix}snapshot:good"
         self._publish = redis.register_script(_PUBLISH)
         self._read = redis.register_script(_READ_CURRENT)
 
@@ -83,12 +99,13 @@ class SnapshotStore:
         return int(await self.redis.incr(self.k_seq))
 
     async def publish(self, snap: Snapshot) -> None:
-        """Store ``snap`` and make it the current version, in one atomic step."""
+        """Store ``snap`` and make it the current version (unless serving is pinned), in
+        one atomic step."""
         await self.publish_encoded(snap.version, encode(snap))
 
     async def publish_encoded(self, version: int, blob: bytes) -> None:
         """Like :meth:`publish`, for a snapshot already encoded (e.g. in a thread)."""
-        await self._publish(keys=[self.k_current, self.k_versions],
+        await self._publish(keys=[self.k_current, self.k_versions, self.k_pinned, self.k_good],
                             args=[version, blob, self.k_blob, self.keep, self.channel])
 
     async def current_version(self) -> int | None:
