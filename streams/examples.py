@@ -45,6 +45,8 @@ class LabeledList:
     kind: str = "labeled"
     #: ``FeatureBlock.to_json()`` of the list at impression time (None: recompute).
     features: dict[str, Any] | None = None
+    #: The impression's ``model_version`` (``shown`` records): which arm served the list.
+    model_version: str | None = None
 
     def to_json(self) -> bytes:
         """Encode for the examples topic (orjson serialises dataclasses natively, about

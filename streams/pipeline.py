@@ -127,7 +127,8 @@ class Pipeline:
         shown = LabeledList(impression_id=imp.impression_id, user_id=imp.user_id,
                             session_id=imp.session_id, query=imp.query, item_ids=ids,
                             positions=[it.position for it in ordered], labels=[0.0] * len(ids),
-                            weight=0.0, source=source, ts=ts, kind="shown")
+                            weight=0.0, source=source, ts=ts, kind="shown",
+                            model_version=imp.model_version)
         waiting = self.join.on_impression(imp, ts=ts, features=block.to_json())
         return Effects(examples=[shown, *waiting])
 

@@ -1,0 +1,3 @@
+"""Online quality, drift signals, alarms and the operators' dashboard."""
+
+__all__: list[str] = []
