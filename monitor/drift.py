@@ -37,10 +37,10 @@ import numpy as np
 import numpy.typing as npt
 from river import drift
 
+from monitor.series import DETECTORS
+
 __all__ = ["DETECTORS", "LossDrift", "WeightMovement"]
 
-#: Names of the detectors on the loss stream.
-DETECTORS = ("adwin", "page_hinkley")
 
 
 class LossDrift:

@@ -23,10 +23,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-__all__ = ["COUNTERS", "MonitorKeys", "SeriesReader", "SeriesWriter"]
+__all__ = ["COUNTERS", "DETECTORS", "MonitorKeys", "SeriesReader", "SeriesWriter"]
 
 #: The event counters every worker adds to.
 COUNTERS = ("impressions", "interactions", "items", "dead_letters")
+#: The drift detectors on the loss stream (:mod:`monitor.drift`).
+DETECTORS = ("adwin", "page_hinkley")
 
 
 class MonitorKeys:

@@ -5,6 +5,8 @@
     streamrank serve     the HTTP scorer
     streamrank broker    a local single-node Apache Kafka (and Redis) for development
     streamrank evaluate  offline evaluation on simulated or logged events, against baselines
+    streamrank dashboard the model monitor's dashboard (also at the scorer's /dashboard)
+    streamrank model     list, roll back, pin or unpin the served version; the audit log
 
 Each subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``; modules
 are imported only when their subcommand runs, so ``streamrank serve`` never imports
@@ -27,6 +29,8 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "ops.cli_serve",
     "broker": "ops.cli_broker",
     "evaluate": "ops.cli_evaluate",
+    "dashboard": "ops.cli_dashboard",
+    "model": "ops.cli_model",
 }
 
 

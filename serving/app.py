@@ -19,6 +19,10 @@ Routes (wire contract version 1):
     Load the current snapshot from Redis now. Needs ``Authorization: Bearer <token>``
     (``STREAMRANK_ADMIN_TOKEN``; see :mod:`serving.auth`).
 
+``GET /dashboard``, ``GET /dashboard/api/series``, ``GET /dashboard/api/state``
+    The operators' dashboard and its feed; ``POST /admin/rollback``, ``POST /admin/unpin``
+    pin serving to a kept version and release it (admin token; :mod:`monitor.dashboard`).
+
 Security options (Redis AUTH/TLS, Kafka SASL/TLS) come from :mod:`ops.security`; the
 Redis URL is logged only masked.
 
@@ -63,6 +67,8 @@ from starlette.routing import Route
 
 from learner.features import RankContext
 from learner.store import SnapshotStore
+from monitor.dashboard import MonitorFeed, admin_routes, dashboard_routes
+from monitor.prometheus import MonitorCollector
 from ops.security import kafka_python_options, redis_options
 from ops.settings import ScorerSettings
 from serving.auth import require_admin
@@ -323,10 +329,15 @@ def create_app(settings: ScorerSettings | None = None) -> Starlette:
         app.state.reader = StateReader(redis, settings.redis_prefix)
         app.state.impressions = impressions
         app.state.metrics.bind(cache, impressions)
+        # the dashboard, the rollback API and the monitor's /metrics read Redis off the
+        # request path, with the snapshot client's longer timeout
+        app.state.monitor_redis = snapshot_redis
+        app.state.monitor = MonitorFeed(snapshot_redis, settings.redis_prefix)
         impressions.start()
         try:
             await cache.start()
-            yield
+            async with app.state.monitor.running():
+                yield
         finally:
             await cache.stop()
             await asyncio.to_thread(impressions.close, IMPRESSION_CLOSE_TIMEOUT_S)
@@ -341,8 +352,11 @@ def create_app(settings: ScorerSettings | None = None) -> Starlette:
         Route("/model", _counted("/model", model_endpoint), methods=["GET"]),
         Route("/openapi.json", _counted("/openapi.json", openapi_endpoint), methods=["GET"]),
         Route("/admin/reload", _counted("/admin/reload", reload_endpoint), methods=["POST"]),
+        *admin_routes(_counted), *dashboard_routes(),
     ], lifespan=lifespan)
     app.state.settings = settings
     app.state.openapi = orjson.dumps(openapi_document(settings))
     app.state.metrics = ScorerMetrics()
+    app.state.metrics.registry.register(
+        MonitorCollector(lambda: getattr(app.state, "monitor", None)))
     return app

@@ -10,8 +10,10 @@ Examples
 --------
 >>> from ops.settings import ScorerSettings
 >>> doc = openapi_document(ScorerSettings(_env_file=None, max_candidates=50))
->>> doc["openapi"], sorted(doc["paths"])
-('3.1.0', ['/admin/reload', '/features', '/healthz', '/metrics', '/model', '/openapi.json', '/rank'])
+>>> doc["openapi"], sorted(doc["paths"])  # doctest: +NORMALIZE_WHITESPACE
+('3.1.0', ['/admin/reload', '/admin/rollback', '/admin/unpin', '/dashboard',
+           '/dashboard/api/series', '/dashboard/api/state', '/features', '/healthz',
+           '/metrics', '/model', '/openapi.json', '/rank'])
 >>> doc["components"]["schemas"]["RankRequest"]["properties"]["items"]["maxItems"]
 50
 >>> sorted(doc["paths"]["/rank"]["post"]["responses"])
@@ -63,6 +65,67 @@ def _components(settings: ScorerSettings) -> dict[str, Any]:
     items["description"] = (f"The candidates, 1 to {settings.max_candidates} "
                             "(STREAMRANK_MAX_CANDIDATES); more is a 422 naming `items`.")
     return schemas
+
+
+def _monitor_paths(error: dict[str, str]) -> dict[str, Any]:
+    """The dashboard, its feed and the rollback API (:mod:`monitor.dashboard`)."""
+    unavailable = {"description": "Redis did not answer.",
+                   "content": {"application/json": {"schema": error}}}
+    invalid = _json(ValidationErrorResponse, "A bad parameter or body; `error` names it.")
+    anything = {"application/json": {"schema": {"type": "object"}}}
+    refused = {
+        "401": {"description": "No `Authorization: Bearer` header.",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": error}}},
+        "403": {"description": "A wrong token, or STREAMRANK_ADMIN_TOKEN unset.",
+                "content": {"application/json": {"schema": error}}},
+    }
+    who = {"reason": {"type": "string", "maxLength": 500, "description": "Why (audit log)."},
+           "who": {"type": "string", "maxLength": 500, "description": "Who (audit log)."}}
+    return {
+        "/dashboard": {"get": {
+            "operationId": "dashboard", "summary": "The operators' dashboard (HTML)",
+            "responses": {"200": {"description": "The page.",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }},
+        "/dashboard/api/series": {"get": {
+            "operationId": "dashboardSeries",
+            "summary": "Points of the monitor's time series, oldest first",
+            "parameters": [
+                {"name": "count", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 7200}},
+                {"name": "after", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": "^[0-9]+(-[0-9]+)?$"}}],
+            "responses": {"200": {"description": "`points`: the figures of each tick.",
+                                  "content": anything},
+                          "422": invalid, "503": unavailable},
+        }},
+        "/dashboard/api/state": {"get": {
+            "operationId": "dashboardState",
+            "summary": "Served, pinned and kept versions, alarms and the audit log",
+            "responses": {"200": {"description": "The registry and the alarms.",
+                                  "content": anything}, "503": unavailable},
+        }},
+        "/admin/rollback": {"post": {
+            "operationId": "adminRollback",
+            "summary": "Serve and pin a kept version (admin token required)",
+            "security": [{"adminToken": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["version"],
+                "properties": {"version": {"type": "integer", "minimum": 1}, **who}}}}},
+            "responses": {"200": {"description": "`from`, `to`, `pinned`.", "content": anything},
+                          **refused, "422": invalid, "503": unavailable},
+        }},
+        "/admin/unpin": {"post": {
+            "operationId": "adminUnpin",
+            "summary": "Follow the newest version again (admin token required)",
+            "security": [{"adminToken": []}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": who}}}},
+            "responses": {"200": {"description": "`from`, `to`, `changed`.", "content": anything},
+                          **refused, "422": invalid, "503": unavailable},
+        }},
+    }
 
 
 def openapi_document(settings: ScorerSettings) -> dict[str, Any]:
@@ -148,6 +211,7 @@ def openapi_document(settings: ScorerSettings) -> dict[str, Any]:
                             "content": {"application/json": {"schema": error}}},
                 },
             }},
+            **_monitor_paths(error),
         },
         "components": {
             "schemas": _components(settings),

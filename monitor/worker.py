@@ -1,0 +1,80 @@
+"""Wire the monitor into the worker: the learner's hook, a tick timer, the event counters.
+
+:func:`attach_monitor` is all ``streams/app.py`` calls. Every worker adds its event and
+dead-letter counts to the shared totals in Redis; the worker that owns the learner also
+scores each fetched batch before it is learned (:meth:`LearnerMonitor.before_learning`)
+and writes one point per ``STREAMRANK_MONITOR_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+
+from learner.publisher import SnapshotPublisher
+from learner.registry import ModelRegistry
+from learner.store import SnapshotStore
+from learner.trainer import Trainer
+from monitor.alarm import AlarmPolicy
+from monitor.lag import ConsumerLag
+from monitor.online import LearnerMonitor
+from monitor.series import SeriesReader, SeriesWriter
+from monitor.settings import MonitorSettings
+from ops.security import kafka_python_options
+from ops.settings import WorkerSettings
+from streams.topics import Topics
+
+__all__ = ["attach_monitor"]
+
+log = logging.getLogger("streamrank.monitor")
+
+
+def attach_monitor(app: faust.App, settings: WorkerSettings, *, redis: aioredis.Redis,
+                   store: SnapshotStore, trainer: Trainer, publisher: SnapshotPublisher,
+                   stats: Any, learner: Any, app_id: str) -> LearnerMonitor:
+    """Create the monitor, hook it into ``learner`` (an ``ExamplesLearner``) and register
+    its timer on ``app``; returns it."""
+    ms = MonitorSettings()
+    topics = Topics(settings.topic_prefix)
+    writer = SeriesWriter(redis, settings.redis_prefix, max_points=ms.monitor_keep_points)
+    reader = SeriesReader(redis, settings.redis_prefix)
+    events_lag = ConsumerLag(settings.kafka_bootstrap_servers, app_id,
+                             [topics.items, topics.impressions, topics.interactions],
+                             **kafka_python_options(settings))
+    learner_lag = ConsumerLag(settings.kafka_bootstrap_servers, f"{app_id}-learner",
+                              [topics.examples], **kafka_python_options(settings))
+
+    def lag() -> dict[str, float]:
+        return {**events_lag.read(), **learner_lag.read()}
+
+    monitor = LearnerMonitor(
+        trainer, store, ModelRegistry(redis, settings.redis_prefix, ms.alarm_keep_good), writer,
+        policy=AlarmPolicy(max_drop=ms.alarm_max_drop, min_lists=ms.alarm_min_lists,
+                           confirm=ms.alarm_confirm, window=ms.monitor_window,
+                           keep=ms.alarm_keep_good),
+        window=ms.monitor_window, alarm_enabled=ms.alarm_enabled,
+        good_every_s=ms.alarm_good_every_s, psi_reference=ms.monitor_psi_reference,
+        latest_snapshot=lambda: publisher.latest, lag=lag, counters=reader.counters)
+    learner.before_learning = monitor.before_learning
+    sent = {"impressions": 0, "interactions": 0, "items": 0, "dead_letters": 0}
+
+    @app.timer(interval=ms.monitor_interval_s)
+    async def monitor_tick() -> None:
+        try:
+            now = {k: int(getattr(stats, k)) for k in sent}
+            await writer.add_counts({k: now[k] - sent[k] for k in sent})
+            sent.update(now)
+            if getattr(learner, "owned", True) and trainer.examples + trainer.shown > 0:
+                await monitor.tick()
+        except Exception:  # the monitor must never stop the worker
+            log.exception("monitor: the tick failed; trying again at the next one")
+
+    @app.on_before_shutdown.connect
+    async def close_lag_clients(app: faust.App, **_: Any) -> None:
+        events_lag.close()
+        learner_lag.close()
+
+    return monitor
