@@ -3,7 +3,8 @@
 :class:`LossDrift` feeds every labelled list's log-loss (progressive validation, see
 :mod:`monitor.quality`) to two of River's detectors: ADWIN (Bifet and Gavaldà, "Learning
 from time-changing data with adaptive windowing", SDM 2007), which keeps a window whose
-two halves have the same mean and cuts it when they stop to, and Page-Hinkley (Page,
+two halves have the same mean and cuts it when they stop to (counted here only when the
+mean rose), and Page-Hinkley (Page,
 "Continuous inspection schemes", Biometrika 1954), a cumulative test for a rise of the
 mean. Each counts its detections and remembers the list at which it last fired.
 
@@ -72,9 +73,12 @@ class LossDrift:
             return []
         self.n += 1
         fired = []
+        before = self.adwin_mean()
         for name, det in (("adwin", self._adwin), ("page_hinkley", self._ph)):
             det.update(loss)
-            if det.drift_detected:
+            # ADWIN cuts its window at any change; only a rise of the loss is drift here
+            # (a learning model's loss falls, and that is no alarm)
+            if det.drift_detected and not (name == "adwin" and self.adwin_mean() <= before):
                 fired.append(name)
                 self.detections[name] += 1
                 self.last_detection[name] = self.n

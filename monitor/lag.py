@@ -76,7 +76,10 @@ class ConsumerLag:
             self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                            client_id=f"{self.group_id}-lag",
                                            enable_auto_commit=False, **self.options)
-        committed = self._admin.list_consumer_group_offsets(self.group_id)
+        if hasattr(self._admin, "list_group_offsets"):  # kafka-python 3
+            committed = self._admin.list_group_offsets(self.group_id).get(self.group_id, {})
+        else:
+            committed = self._admin.list_consumer_group_offsets(self.group_id)
         out: dict[str, float] = {}
         for topic in self.topics:
             parts = self._consumer.partitions_for_topic(topic) or set()

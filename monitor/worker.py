@@ -1,6 +1,6 @@
 """Wire the monitor into the worker: the learner's hook, a tick timer, the event counters.
 
-:func:`attach_monitor` is all ``streams/app.py`` calls. Every worker adds its event and
+:func:`attach_monitor` is all ``streamrank worker`` (:mod:`streams.worker`) calls. Every worker adds its event and
 dead-letter counts to the shared totals in Redis; the worker that owns the learner also
 scores each fetched batch before it is learned (:meth:`LearnerMonitor.before_learning`)
 and writes one point per ``STREAMRANK_MONITOR_INTERVAL_S``.
@@ -23,7 +23,7 @@ from monitor.lag import ConsumerLag
 from monitor.online import LearnerMonitor
 from monitor.series import SeriesReader, SeriesWriter
 from monitor.settings import MonitorSettings
-from ops.security import kafka_python_options
+from ops.security import kafka_python_options, redis_options
 from ops.settings import WorkerSettings
 from streams.topics import Topics
 
@@ -32,11 +32,17 @@ __all__ = ["attach_monitor"]
 log = logging.getLogger("streamrank.monitor")
 
 
-def attach_monitor(app: faust.App, settings: WorkerSettings, *, redis: aioredis.Redis,
-                   store: SnapshotStore, trainer: Trainer, publisher: SnapshotPublisher,
-                   stats: Any, learner: Any, app_id: str) -> LearnerMonitor:
-    """Create the monitor, hook it into ``learner`` (an ``ExamplesLearner``) and register
-    its timer on ``app``; returns it."""
+def attach_monitor(app: faust.App, settings: WorkerSettings) -> LearnerMonitor:
+    """Create the monitor for the worker app built by :func:`streams.app.build_app`, hook
+    it into its learner and register its timer; returns it."""
+    parts: dict[str, Any] = app.streamrank  # type: ignore[attr-defined]
+    trainer: Trainer = parts["trainer"]
+    publisher: SnapshotPublisher = parts["publisher"]
+    stats = parts["stats"]
+    learner = parts.get("learner")
+    app_id = settings.app_id or f"{settings.topic_prefix}worker"
+    redis = aioredis.Redis.from_url(settings.redis_url, **redis_options(settings))
+    store = SnapshotStore(redis, settings.redis_prefix, settings.snapshot_keep)
     ms = MonitorSettings()
     topics = Topics(settings.topic_prefix)
     writer = SeriesWriter(redis, settings.redis_prefix, max_points=ms.monitor_keep_points)
@@ -58,7 +64,16 @@ def attach_monitor(app: faust.App, settings: WorkerSettings, *, redis: aioredis.
         window=ms.monitor_window, alarm_enabled=ms.alarm_enabled,
         good_every_s=ms.alarm_good_every_s, psi_reference=ms.monitor_psi_reference,
         latest_snapshot=lambda: publisher.latest, lag=lag, counters=reader.counters)
-    learner.before_learning = monitor.before_learning
+    if learner is not None and hasattr(learner, "before_learning"):
+        learner.before_learning = monitor.before_learning
+    else:  # a learn agent that calls the trainer directly: score each batch first
+        learn_batch = trainer.learn_batch
+
+        def scored_learn_batch(records: Any) -> None:
+            monitor.before_learning(records)
+            learn_batch(records)
+
+        trainer.learn_batch = scored_learn_batch  # type: ignore[method-assign]
     sent = {"impressions": 0, "interactions": 0, "items": 0, "dead_letters": 0}
 
     @app.timer(interval=ms.monitor_interval_s)
@@ -73,8 +88,9 @@ def attach_monitor(app: faust.App, settings: WorkerSettings, *, redis: aioredis.
             log.exception("monitor: the tick failed; trying again at the next one")
 
     @app.on_before_shutdown.connect
-    async def close_lag_clients(app: faust.App, **_: Any) -> None:
+    async def close_monitor_clients(app: faust.App, **_: Any) -> None:
         events_lag.close()
         learner_lag.close()
+        await redis.aclose()
 
     return monitor

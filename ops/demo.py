@@ -12,6 +12,8 @@ shows both arms' click-through rates as the model learns. Ctrl-C stops everythin
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import signal
 import threading
 import time
@@ -123,13 +125,19 @@ def run(args: argparse.Namespace) -> int:
             run_id = f"demo{int(time.time())}{uuid.uuid4().hex[:4]}"
             env = {**services.env(), "STREAMRANK_TOPIC_PREFIX": f"{run_id}.",
                    "STREAMRANK_REDIS_PREFIX": f"{run_id}:"}
+            if os.environ.get("STREAMRANK_ADMIN_TOKEN"):
+                env["STREAMRANK_ADMIN_TOKEN"] = os.environ["STREAMRANK_ADMIN_TOKEN"]
             try:
                 worker = worker_process(env, logs / "worker.log").start()
                 started.append(worker)
                 port = args.port or free_port()
                 _say(f"starting the worker (log {logs / 'worker.log'}) and the scorer on "
                      f"http://127.0.0.1:{port} (log {logs / 'scorer.log'})")
+                # the dashboard's rollback control needs the admin token: one for this run
+                token = env.setdefault("STREAMRANK_ADMIN_TOKEN", secrets.token_urlsafe(12))
                 started.append(scorer_process(env, port, logs / "scorer.log"))
+                _say(f"dashboard: http://127.0.0.1:{port}/dashboard (live quality, drift, "
+                     f"alarms, rollback; admin token {token})")
                 stats, n_events = _simulate(args, env, f"http://127.0.0.1:{port}", run_id, worker,
                                         stop)
             finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import faust
 
+from monitor.worker import attach_monitor
 from ops.security import kafka_python_options
 from ops.settings import WorkerSettings
 from streams.admin import ensure_topics
@@ -35,6 +36,7 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
                            settings.topic_partitions, settings.topic_replication_factor,
                            **kafka_python_options(settings))
     app = build_app(settings, partitions=counts)
+    attach_monitor(app, settings)  # quality, drift, alarms: monitor/worker.py
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ def test_demo_ends_with_reranked_ctr_above_the_upstream_order(tmp_path: Path) ->
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
     assert "worker ready" in out and "summary:" in out, out[-4000:]
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/dashboard", out), out[:4000]
     summary = json.loads(out[out.index("\n{") + 1 : out.rindex("}") + 1])
     up, rr = summary["upstream"], summary["reranked"]
     assert up["impressions"] > 500 and rr["impressions"] > 500, summary
