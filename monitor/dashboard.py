@@ -16,8 +16,9 @@ Routes (mounted by the scorer, ``streamrank serve``, and by ``streamrank dashboa
     Follow the newest version again; admin token.
 
 The routes reach Redis through ``app.state.monitor_redis`` and the deployment's prefix
-through ``app.state.settings.redis_prefix``. Bad bodies get ``422`` naming the field; a
-Redis that does not answer gets ``503``.
+through ``app.state.settings.redis_prefix``. Bad bodies get ``422`` naming the field. The
+feed answers ``200`` with ``redis_ok: false`` when Redis does not answer; the admin
+endpoints answer ``503`` then (nothing was switched).
 """
 
 from __future__ import annotations
@@ -142,13 +143,14 @@ async def series_endpoint(request: Request) -> Response:
     if after is not None and not _stream_id(after):
         return _field_error("after", "a point id such as 1764547200000-0")
     redis = _redis(request)
-    if redis is None:
-        return _json(503, {"error": "the server is still starting; try again"})
     try:
+        if redis is None:
+            raise ConnectionError("the server is still starting")
         points = await SeriesReader(redis, _prefix(request)).points(count=count, after=after)
-    except Exception as exc:
-        return _unavailable(exc)
-    return _json(200, {"points": points})
+    except Exception as exc:  # like /model: always 200, saying Redis did not answer
+        return _json(200, {"points": [], "redis_ok": False,
+                           "error": f"redis: {type(exc).__name__}: {exc}"})
+    return _json(200, {"points": points, "redis_ok": True})
 
 
 def _stream_id(text: str) -> bool:
@@ -159,16 +161,18 @@ def _stream_id(text: str) -> bool:
 async def state_endpoint(request: Request) -> Response:
     """``GET /dashboard/api/state``: versions, alarm, alarm history, audit log."""
     redis = _redis(request)
-    if redis is None:
-        return _json(503, {"error": "the server is still starting; try again"})
     prefix = _prefix(request)
     try:
+        if redis is None:
+            raise ConnectionError("the server is still starting")
         registry, reader = ModelRegistry(redis, prefix), SeriesReader(redis, prefix)
         state = (await registry.state()).as_dict()
         body = {**state, "alarm": await reader.alarm(), "alarms": await reader.alarms(20),
-                "audit": await registry.audit(50)}
-    except Exception as exc:
-        return _unavailable(exc)
+                "audit": await registry.audit(50), "redis_ok": True}
+    except Exception as exc:  # like /model: always 200, saying Redis did not answer
+        return _json(200, {"current": None, "pinned": None, "versions": [], "newest": None,
+                           "good": {}, "alarm": None, "alarms": [], "audit": [],
+                           "redis_ok": False, "error": f"redis: {type(exc).__name__}: {exc}"})
     cache = getattr(request.app.state, "cache", None)
     model = cache.model if cache is not None else None
     body["scorer_version"] = model.snapshot.version if model is not None else None

@@ -96,15 +96,17 @@ def _monitor_paths(error: dict[str, str]) -> dict[str, Any]:
                  "schema": {"type": "integer", "minimum": 1, "maximum": 7200}},
                 {"name": "after", "in": "query", "required": False,
                  "schema": {"type": "string", "pattern": "^[0-9]+(-[0-9]+)?$"}}],
-            "responses": {"200": {"description": "`points`: the figures of each tick.",
+            "responses": {"200": {"description": "`points`: the figures of each tick "
+                                                 "(none, `redis_ok: false`, without Redis).",
                                   "content": anything},
-                          "422": invalid, "503": unavailable},
+                          "422": invalid},
         }},
         "/dashboard/api/state": {"get": {
             "operationId": "dashboardState",
             "summary": "Served, pinned and kept versions, alarms and the audit log",
-            "responses": {"200": {"description": "The registry and the alarms.",
-                                  "content": anything}, "503": unavailable},
+            "responses": {"200": {"description": "The registry and the alarms "
+                                                 "(`redis_ok: false` without Redis).",
+                                  "content": anything}},
         }},
         "/admin/rollback": {"post": {
             "operationId": "adminRollback",
