@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from learner.hashing import _hash_str, cross, to_index
 from learner.items import ItemCache, ItemInfo, item_info, text_match, tokenize
-from learner.state import State
+from learner.state import State, exposure_keys
 from learner.stats import ItemStats
 
 __all__ = [
@@ -72,6 +72,8 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "favourite_brand", "favourite_category",
     "viewed_in_session", "engaged_in_session", "viewed_by_user", "engaged_by_user",
     "bought_by_user",
+    "user_item_lift", "user_brand_lift", "user_category_lift", "user_price_lift",
+    "session_item_lift", "session_brand_lift", "session_category_lift",
     "item_popularity", "item_ctr", "text_match",
     "base_score_z", "upstream_rank", "relative_price",
 )
@@ -215,6 +217,39 @@ def _seen(state: State | None, item_ids: Sequence[str]) -> tuple[list[float], li
             [1.0 if i in bought else 0.0 for i in item_ids])
 
 
+#: Prior click rate per examination, and its weight in examinations, of the lifts.
+LIFT_PRIOR_RATE = 0.25
+LIFT_PRIOR_WEIGHT = 1.0
+
+
+def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInfo]
+           ) -> npt.NDArray[np.float64]:
+    """``(n, 4)`` the user's (or session's) log click-through lift on each item, its
+    brand, its category and its price level: ``log(((C + k m) / (E + k)) / m)`` from the
+    ``exposure`` counts (``E`` examinations, ``C`` clicks; see :mod:`learner.state`),
+    shrunk to 0 by a prior of ``k`` examinations at rate ``m``.
+
+    >>> from learner.items import item_info
+    >>> state = {"exposure": {"i:a": [1.0, 0.0], "i:b": [0.2, 1.0]}}
+    >>> _lifts(state, ["a", "b", "c"], [item_info(i, None) for i in "abc"])[:, 0].round(2).tolist()
+    [-0.69, 1.43, 0.0]
+    """
+    out = np.zeros((len(item_ids), 4), dtype=np.float64)
+    exposure = (state or {}).get("exposure")
+    if not exposure:
+        return out
+    m, k = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT
+    for row, (item_id, info) in enumerate(zip(item_ids, infos)):
+        attrs = {"category": info.category, "brand": info.brand, "price": info.price}
+        keys = exposure_keys(item_id, attrs)
+        slots = [0] + [{"b": 1, "c": 2, "p": 3}[key[0]] for key in keys[1:]]
+        for slot, key in zip(slots, keys):
+            entry = exposure.get(key)
+            if entry is not None:
+                out[row, slot] = math.log((entry[1] + k * m) / (entry[0] + k) / m)
+    return out
+
+
 def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     sd = x.std()
     return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
@@ -272,6 +307,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     s_cat, s_brand, _, _, _ = _affinities(session, infos)
     s_viewed, s_engaged, _ = _seen(session, item_ids)
     u_viewed, u_engaged, u_bought = _seen(user, item_ids)
+    u_lift, s_lift = _lifts(user, item_ids, infos), _lifts(session, item_ids, infos)
     if stats is not None:
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
@@ -295,6 +331,10 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         "favourite_category": fav_c, "viewed_in_session": s_viewed,
         "engaged_in_session": s_engaged, "viewed_by_user": u_viewed,
         "engaged_by_user": u_engaged, "bought_by_user": u_bought,
+        "user_item_lift": u_lift[:, 0], "user_brand_lift": u_lift[:, 1],
+        "user_category_lift": u_lift[:, 2], "user_price_lift": u_lift[:, 3],
+        "session_item_lift": s_lift[:, 0], "session_brand_lift": s_lift[:, 1],
+        "session_category_lift": s_lift[:, 2],
         "item_popularity": popularity, "item_ctr": ctr, "text_match": match,
         "base_score_z": base_z, "upstream_rank": upstream, "relative_price": rel_price,
     }

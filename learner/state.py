@@ -7,10 +7,19 @@ and in an offline replay alike::
      "recent": [["click", "sku-1", 1764489605000], ...],   # newest last, bounded
      "category": {"shoes": 1.7, "shoes/running": 1.7},    # decayed engagement weight
      "brand": {"acme": 1.7},
-     "price": [w, w * log price, w * log price ** 2]}      # decayed moments
+     "price": [w, w * log price, w * log price ** 2],      # decayed moments
+     "exposure": {"i:sku-1": [0.83, 1.0], "b:acme": [1.5, 1.0], ...}}  # [examined, clicked]
 
 Every weight decays with a half-life of event time, so old tastes fade; each
 interaction adds its type's weight (a view counts less than a purchase).
+
+``exposure`` counts, per item, brand, category and price level, how often the user
+probably *looked* at such an item in a served list (each shown item adds the prior
+examination probability of its position, ``1 / position``) and how often they clicked
+one. Clicks divided by examinations is the user's own click-through rate on that item or
+brand, free of position bias to first order: an item skipped at the top of three lists
+is disliked, one skipped at position 19 says little. :func:`record_exposure` adds a
+served list, :func:`update_state` the clicks.
 
 Examples
 --------
@@ -27,13 +36,15 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "INTERACTION_STRENGTH",
     "State",
     "category_levels",
+    "exposure_keys",
+    "record_exposure",
     "update_state",
 ]
 
@@ -46,6 +57,8 @@ INTERACTION_STRENGTH: dict[str, float] = {"view": 0.3, "click": 1.0, "add_to_car
 MAX_AFFINITIES = 32
 #: Interactions kept in ``recent``.
 MAX_RECENT = 50
+#: Entries kept in ``exposure`` (the most examined survive).
+MAX_EXPOSURE = 256
 
 
 def category_levels(category: str | None) -> list[str]:
@@ -58,6 +71,80 @@ def category_levels(category: str | None) -> list[str]:
         return []
     parts = [p for p in category.split("/") if p]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def exposure_keys(item_id: str, item: Mapping[str, Any] | None) -> list[str]:
+    """The ``exposure`` entries one item counts toward: itself, its brand, its (leaf)
+    category and its price level (half a natural-log unit wide, about x1.65 in price).
+
+    >>> exposure_keys("sku-1", {"category": "shoes/running", "brand": "acme", "price": 60.0})
+    ['i:sku-1', 'b:acme', 'c:shoes/running', 'p:8']
+    """
+    keys = [f"i:{item_id}"]
+    if item is None:
+        return keys
+    if item.get("brand"):
+        keys.append(f"b:{item['brand']}")
+    levels = category_levels(item.get("category"))
+    if levels:
+        keys.append(f"c:{levels[-1]}")
+    p = item.get("price")
+    if p is not None and p > 0:
+        keys.append(f"p:{round(math.log(p) * 2)}")
+    return keys
+
+
+def _decayed_exposure(state: State, ts: int, half_life_ms: float) -> dict[str, list[float]]:
+    dt = max(0, ts - int(state.get("ts", ts)))
+    factor = 0.5 ** (dt / half_life_ms) if half_life_ms > 0 else 1.0
+    old: Mapping[str, list[float]] = state.get("exposure", {})
+    if factor == 1.0:
+        return {k: list(v) for k, v in old.items()}
+    return {k: [v[0] * factor, v[1] * factor] for k, v in old.items() if v[0] * factor > 1e-3}
+
+
+def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str, Any] | None,
+                                                                int]],
+                    ts: int, half_life_ms: float) -> State:
+    """The state after the user was shown a list: ``(item_id, catalog entry or None,
+    1-based position)`` per item; each adds ``1 / position`` examinations to its keys.
+
+    >>> s = record_exposure(None, [("a", {"brand": "acme"}, 1), ("b", {"brand": "acme"}, 2)],
+    ...                     ts=0, half_life_ms=1000)
+    >>> s["exposure"]
+    {'i:a': [1.0, 0.0], 'b:acme': [1.5, 0.0], 'i:b': [0.5, 0.0]}
+    >>> s = update_state(s, "click", "b", {"brand": "acme"}, ts=1000, half_life_ms=1000)
+    >>> s["exposure"]["i:b"], s["exposure"]["b:acme"]
+    ([0.25, 1.0], [0.75, 1.0])
+    """
+    s: State = dict(state) if state else {"ts": ts, "recent": [], "category": {}, "brand": {},
+                                          "price": [0.0, 0.0, 0.0]}
+    exposure = _decayed_exposure(s, ts, half_life_ms)
+    for item_id, item, position in shown:
+        weight = 1.0 / max(position, 1)
+        for key in exposure_keys(item_id, item):
+            entry = exposure.get(key)
+            if entry is None:
+                exposure[key] = [weight, 0.0]
+            else:
+                entry[0] += weight
+    # decay every other part of the state to the same time
+    if ts > int(s.get("ts", ts)):
+        dt = ts - int(s["ts"])
+        factor = 0.5 ** (dt / half_life_ms) if half_life_ms > 0 else 1.0
+        s["category"] = _decay(s.get("category", {}), factor)
+        s["brand"] = _decay(s.get("brand", {}), factor)
+        s["price"] = [v * factor for v in s.get("price", [0.0, 0.0, 0.0])]
+        s["ts"] = ts
+    s["exposure"] = _bounded_exposure(exposure)
+    return s
+
+
+def _bounded_exposure(exposure: dict[str, list[float]]) -> dict[str, list[float]]:
+    if len(exposure) <= MAX_EXPOSURE:
+        return exposure
+    top = sorted(exposure.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)
+    return dict(top[:MAX_EXPOSURE])
 
 
 def _decay(weights: Mapping[str, float], factor: float) -> dict[str, float]:
@@ -91,9 +178,15 @@ def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str
         if p is not None and p > 0:
             lp = math.log(p)
             price = [price[0] + strength, price[1] + strength * lp, price[2] + strength * lp * lp]
+    exposure = _decayed_exposure(s, ts, half_life_ms)
+    if kind == "click":
+        for key in exposure_keys(item_id, item):
+            entry = exposure.setdefault(key, [0.0, 0.0])
+            entry[1] += 1.0
     s["category"] = _bounded(category)
     s["brand"] = _bounded(brand)
     s["price"] = price
+    s["exposure"] = _bounded_exposure(exposure)
     s["recent"] = (list(s.get("recent", [])) + [[kind, item_id, ts]])[-max_recent:]
     s["ts"] = max(ts, int(s.get("ts", ts)))
     return s

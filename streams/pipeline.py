@@ -31,7 +31,7 @@ from typing import Any
 
 from learner.features import FeatureBlock, RankContext, featurize
 from learner.items import ItemCache
-from learner.state import State, update_state
+from learner.state import State, record_exposure, update_state
 from learner.stats import ItemStats
 from streams.examples import LabeledList
 from streams.join import ImpressionJoin
@@ -130,15 +130,28 @@ class Pipeline:
                             weight=0.0, source=source, ts=ts, kind="shown",
                             model_version=imp.model_version)
         waiting = self.join.on_impression(imp, ts=ts, features=block.to_json())
-        return Effects(examples=[shown, *waiting])
+        fx = Effects(examples=[shown, *waiting])
+        seen = [(it.item_id, self._attrs(it.item_id), it.position) for it in ordered]
+        user = record_exposure(self.users.get(imp.user_id), seen, ts, self.user_half_life_ms)
+        self.users[imp.user_id] = user
+        fx.states.append(("user", imp.user_id, user))
+        if imp.session_id:
+            session = record_exposure(self.sessions.get(imp.session_id), seen, ts,
+                                      self.session_half_life_ms)
+            self.sessions[imp.session_id] = session
+            fx.states.append(("session", imp.session_id, session))
+        return fx
+
+    def _attrs(self, item_id: str) -> dict[str, Any] | None:
+        """What the state keeps of an item: its category, brand and price."""
+        info = self.items.get(item_id)
+        return None if info is None else {"category": info.category, "brand": info.brand,
+                                          "price": info.price}
 
     def on_interaction(self, ev: InteractionEvent, ts: int, source: str) -> Effects:
         """Update the user's and session's state; join a click, cart or purchase."""
         ts = ev.ts or ts
-        info = self.items.get(ev.item_id)
-        attrs = None if info is None else {
-            "category": info.category, "brand": info.brand,
-            "price": info.price}
+        attrs = self._attrs(ev.item_id)
         fx = Effects()
         user = update_state(self.users.get(ev.user_id), ev.type, ev.item_id, attrs, ts,
                             self.user_half_life_ms, self.history_length)
