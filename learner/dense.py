@@ -30,7 +30,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ import torch
 
 from learner.features import DenseInputs
 from learner.scoring import DENSE_TABLES, dense_slots
+from learner.statedict import StateDict, copy_into, prefixed, section
 
 __all__ = ["DenseLearner", "RowAdamW"]
 
@@ -79,6 +81,22 @@ class RowAdamW:
         w.mul_(1 - self.lr * self.weight_decay)  # decoupled weight decay
         w.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
         p[rows] = w
+
+    def state(self) -> StateDict:
+        """Moments and per-row step counts of every table (copies)."""
+        out: StateDict = {}
+        for kind, tensors in self._buffers().items():
+            out.update({f"{kind}.{k}": t.numpy().copy() for k, t in tensors.items()})
+        return out
+
+    def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore a :meth:`state` in place (tables of the same sizes)."""
+        for kind, tensors in self._buffers().items():
+            for k, t in tensors.items():
+                copy_into(t.numpy(), state, f"{kind}.{k}")
+
+    def _buffers(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
 
 
 class DenseLearner:
@@ -176,3 +194,14 @@ class DenseLearner:
     def tables_view(self) -> dict[str, npt.NDArray[np.float32]]:
         """The live tables as numpy views (no copy; they change with the next step)."""
         return {name: p.numpy() for name, p in self.params.items()}
+
+    def state(self) -> StateDict:
+        """The complete learner state (copies): the tables and the optimizer's moments
+        and step counts. The initialisation seed is not needed: the tables are saved."""
+        return {**self.tables(), **prefixed("adam", self.optimizer.state())}
+
+    def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore a :meth:`state` in place (tables of the same sizes)."""
+        for name, p in self.params.items():
+            copy_into(p.numpy(), state, name)
+        self.optimizer.load_state(section(state, "adam"))

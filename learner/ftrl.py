@@ -26,8 +26,13 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
+
+from learner.statedict import StateDict, copy_into
 
 __all__ = ["FTRLProximal", "sigmoid"]
 
@@ -113,6 +118,15 @@ class FTRLProximal:
         g = np.zeros(coords.shape[0], dtype=np.float64)
         np.add.at(g, inverse, g_entry.ravel())
         self._step(coords, g)
+
+    def state(self) -> StateDict:
+        """The complete optimizer state (copies): ``z``, ``n`` and the served weights."""
+        return {"z": self.z.copy(), "n": self.n.copy(), "w32": self._w32.copy()}
+
+    def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore a :meth:`state` in place; it must come from a model of the same size."""
+        for name, arr in (("z", self.z), ("n", self.n), ("w32", self._w32)):
+            copy_into(arr, state, name)
 
     def learn_one(self, index: Index, value: Values, y: float, sample_weight: float = 1.0) -> float:
         """Exact per-example FTRL step for one ``(k,)`` row; returns its prediction before."""

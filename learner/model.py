@@ -34,7 +34,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ import numpy.typing as npt
 from learner.features import FeatureBlock
 from learner.ftrl import FTRLProximal
 from learner.scoring import dense_logits
+from learner.statedict import StateDict, copy_into, prefixed, section
 
 __all__ = ["ListExample", "RankingModel", "segment_softmax"]
 
@@ -160,4 +161,22 @@ class RankingModel:
         if self.dense is not None:
             out.update(self.dense.tables())
         return out
+
+    def state(self) -> StateDict:
+        """Everything learning changes (copies): FTRL's ``z`` and ``n``, the examination
+        weights and their Adagrad sums, the dense part with its optimizer. What a
+        checkpoint saves (:mod:`learner.checkpoint`)."""
+        out = {**prefixed("ftrl", self.ftrl.state()),
+               "log_examination": self.log_examination.copy(), "pos_g2": self._pos_g2.copy()}
+        if self.dense is not None:
+            out.update(prefixed("dense", self.dense.state()))
+        return out
+
+    def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore a :meth:`state` in place (a model built with the same settings)."""
+        self.ftrl.load_state(section(state, "ftrl"))
+        copy_into(self.log_examination, state, "log_examination")
+        copy_into(self._pos_g2, state, "pos_g2")
+        if self.dense is not None:
+            self.dense.load_state(section(state, "dense"))
 

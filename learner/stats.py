@@ -18,8 +18,13 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
+
+from learner.statedict import StateDict, copy_into, int_array, scalar
 
 __all__ = ["ItemStats", "stats_of"]
 
@@ -63,6 +68,17 @@ class ItemStats:
         slots = self.slots(item_hashes)
         np.add.at(self.shown, slots, np.asarray(shown, dtype=np.float32))
         np.add.at(self.clicked, slots, np.asarray(clicked, dtype=np.float32))
+
+    def state(self) -> StateDict:
+        """The counters and the time they were last decayed to (copies)."""
+        return {"shown": self.shown.copy(), "clicked": self.clicked.copy(),
+                "ts": int_array(self.ts)}
+
+    def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore a :meth:`state` in place (counters of the same size)."""
+        copy_into(self.shown, state, "shown")
+        copy_into(self.clicked, state, "clicked")
+        self.ts = scalar(state, "ts")
 
     def popularity(self, item_hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
         """``log(1 + decayed clicks)`` of each item."""

@@ -29,15 +29,17 @@ evidence against it than ``b``'s skip at position 2.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from learner.features import FeatureBlock, RankContext, featurize
 from learner.hashing import _hash_str
 from learner.model import ListExample, RankingModel
 from learner.snapshot import Snapshot
+from learner.statedict import StateDict, int_array, prefixed, scalar, section
 from learner.stats import ItemStats
 from streams.examples import LabeledList
 
@@ -73,6 +75,11 @@ class Trainer:
                  dense: Any = True, stats_bits: int = 16,
                  stats_half_life_ms: float = 6 * 3600 * 1000) -> None:
         self.bits = bits
+        #: The settings a saved state is only valid with (see :meth:`load_state`).
+        self.config: dict[str, Any] = {
+            "hash_bits": bits, "alpha": alpha, "beta": beta, "l1": l1, "l2": l2,
+            "position_bias": position_bias, "dense": bool(dense), "stats_bits": stats_bits,
+            "stats_half_life_ms": stats_half_life_ms}
         self.model = RankingModel(bits, alpha=alpha, beta=beta, l1=l1, l2=l2,
                                   position_bias=position_bias, dense=dense)
         self.stats = ItemStats(bits=stats_bits, half_life_ms=stats_half_life_ms)
@@ -112,6 +119,21 @@ class Trainer:
             self.model.learn(batch)
         self.dirty += len(records)
         self.last_update_ms = int(time.time() * 1000)
+
+    def state(self) -> StateDict:
+        """The complete learning state (copies): the model's, the item counters and the
+        ``examples`` and ``shown`` counters. Applying the same records to a trainer
+        restored from it gives the same state as applying them to this one."""
+        return {**prefixed("model", self.model.state()),
+                **prefixed("stats", self.stats.state()),
+                "examples": int_array(self.examples), "shown": int_array(self.shown)}
+
+    def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore a :meth:`state` in place (a trainer built with the same settings)."""
+        self.model.load_state(section(state, "model"))
+        self.stats.load_state(section(state, "stats"))
+        self.examples = scalar(state, "examples") or 0
+        self.shown = scalar(state, "shown") or 0
 
     def score(self, rec: LabeledList) -> np.ndarray:
         """Relevance logits of a record's list with the current model (before learning it)."""

@@ -8,6 +8,8 @@ Faust worker, every Redis client) connects the same way:
 * :func:`kafka_python_options`: keyword arguments of kafka-python's ``KafkaProducer``,
   ``KafkaConsumer`` and ``KafkaAdminClient``.
 * :func:`faust_broker_options`: keyword arguments of ``faust.App`` (``broker_credentials``).
+* :func:`aiokafka_options`: keyword arguments of ``aiokafka.AIOKafkaConsumer`` (the
+  learner's consumer of the examples topic).
 * :func:`redis_options`: keyword arguments of ``redis.Redis.from_url`` (sync or asyncio).
 
 PLAINTEXT Kafka and a plain ``redis://`` URL give empty dicts, so the clients keep their
@@ -41,6 +43,7 @@ from ops.settings import CommonSettings
 
 __all__ = [
     "SecurityConfigError",
+    "aiokafka_options",
     "faust_broker_options",
     "kafka_python_options",
     "kafka_ssl_context",
@@ -125,6 +128,30 @@ def faust_broker_options(settings: CommonSettings) -> dict[str, Any]:
         username=settings.kafka_sasl_username,
         password=settings.kafka_sasl_password.get_secret_value(),
         mechanism=settings.kafka_sasl_mechanism, ssl_context=context)}
+
+
+def aiokafka_options(settings: CommonSettings) -> dict[str, Any]:
+    """Security options of aiokafka clients (``AIOKafkaConsumer(**options)``: the
+    learner's own consumer of the examples topic). Returns ``{}`` for PLAINTEXT.
+
+    >>> from ops.settings import WorkerSettings
+    >>> sasl = WorkerSettings(_env_file=None, kafka_security_protocol="SASL_PLAINTEXT",
+    ...                       kafka_sasl_username="svc", kafka_sasl_password="pa55")
+    >>> sorted(aiokafka_options(sasl))
+    ['sasl_mechanism', 'sasl_plain_password', 'sasl_plain_username', 'security_protocol']
+    """
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = kafka_ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validator checks it
+        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                       sasl_plain_username=settings.kafka_sasl_username,
+                       sasl_plain_password=settings.kafka_sasl_password.get_secret_value())
+    return options
 
 
 def redis_options(settings: CommonSettings) -> dict[str, Any]:

@@ -164,6 +164,13 @@ class WorkerSettings(CommonSettings):
     broker_heartbeat_interval: float = Field(default=3.0, gt=0)
     #: Folder for the worker's local table state (Faust ``memory://`` needs none).
     data_dir: str = ".streamrank/worker"
+    # -- crash safety of learning (streams/learning.py, docs/reliability.md) -------------
+    #: The learner's batches: the examples at offsets [k B, (k+1) B) are one update.
+    learn_batch_size: int = Field(default=256, ge=1)
+    #: Write the learner's checkpoint (state and offset) at most this often, when it moved.
+    checkpoint_interval_ms: int = Field(default=5000, ge=10)
+    #: How many recently applied training records are remembered to skip re-sent ones.
+    dedupe_window: int = Field(default=100_000, ge=1)
 
 
 class ScorerSettings(CommonSettings):

@@ -7,7 +7,9 @@
   keeps each user's and session's state (recent items, decayed affinities), computes
   each list's features when its impression arrives, joins clicks, add-to-carts and
   purchases to their list by ``impression_id`` and emits training records to ``examples``.
-* ``learn`` agent (``examples``, one partition): applies them to the model in batches.
+* ``learn`` task: the learner's own consumer of ``examples`` (one partition,
+  :mod:`streams.learning`): batches cut at fixed offsets, re-sent records skipped, the
+  state checkpointed in Redis with its offset, so every record counts once across crashes.
 
 The logic lives in :class:`~streams.pipeline.Pipeline`; the agents decode, call it, and
 carry out its effects (mirror state to Redis, send training records).
@@ -28,7 +30,9 @@ import faust
 import redis.asyncio as aioredis
 from faust.types import EventT, StreamT
 
+from learner.checkpoint import CheckpointStore
 from learner.items import ItemCache
+from learner.log_learner import LogLearner
 from learner.publisher import SnapshotPublisher
 from learner.stats import ItemStats, stats_of
 from learner.store import SnapshotStore
@@ -36,8 +40,8 @@ from learner.trainer import Trainer
 from ops.security import faust_broker_options, redis_options
 from ops.settings import WorkerSettings
 from streams.deadletter import dead_letter_value
-from streams.examples import LabeledList
 from streams.history import RedisMirror
+from streams.learning import ExamplesLearner
 from streams.pipeline import Effects, Pipeline
 from streams.schemas import ImpressionEvent, InteractionEvent, InvalidEvent, ItemEvent, decode_event
 from streams.topics import Topics
@@ -209,21 +213,20 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                 log.exception("events: unexpected error")
                 await reject(event, f"internal error: {type(exc).__name__}: {exc}")
 
-    @app.agent(examples_topic, name="learn")
-    async def learn_agent(stream: StreamT) -> None:
-        async for batch in stream.take(256, within=0.02):
-            records = []
-            for raw in batch:
-                try:
-                    records.append(LabeledList.from_json(raw))
-                except Exception:
-                    log.exception("learn: an undecodable training record")
-            try:
-                trainer.learn_batch(records)
-                stats.examples_applied += len(records)
-            except Exception:
-                log.exception("learn: could not apply a batch of %d records", len(records))
-            await publisher.maybe_publish()
+    learner = ExamplesLearner(
+        settings, learner=LogLearner(trainer, batch_size=settings.learn_batch_size,
+                                     window=settings.dedupe_window, topic=topics.examples),
+        checkpoints=CheckpointStore(redis, settings.redis_prefix), publisher=publisher,
+        topic=topics.examples, group_id=f"{app_id}-learner")
+    app.streamrank["learner"] = learner  # type: ignore[attr-defined]
+
+    @app.task
+    async def learn() -> None:
+        try:
+            await learner.run()
+        except Exception as exc:  # a checkpoint that does not fit: stop the worker
+            log.critical("the learner stopped: %s", exc)
+            await app.crash(exc)
 
     @app.timer(interval=max(settings.snapshot_interval_ms / 1000 / 2, 0.01))
     async def publish_snapshot() -> None:
@@ -244,10 +247,14 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
 
     @app.timer(interval=10.0)
     async def report() -> None:
+        stats.examples_applied = trainer.examples
         log.info("worker: %s", stats)
 
     @app.on_before_shutdown.connect
     async def close_redis(app: faust.App, **_: Any) -> None:
-        await redis.aclose()
+        try:
+            await learner.stop()  # its last checkpoint goes to Redis first
+        finally:
+            await redis.aclose()
 
     return app
