@@ -73,6 +73,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "viewed_in_session", "engaged_in_session", "viewed_by_user", "engaged_by_user",
     "bought_by_user",
     "user_item_lift", "user_brand_lift", "user_category_lift", "user_price_lift",
+    "user_item_clicks", "user_item_examined", "user_item_carts",
     "session_item_lift", "session_brand_lift", "session_category_lift",
     "item_popularity", "item_ctr", "text_match",
     "base_score_z", "upstream_rank", "relative_price",
@@ -224,17 +225,21 @@ LIFT_PRIOR_WEIGHT = 1.0
 
 def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInfo]
            ) -> npt.NDArray[np.float64]:
-    """``(n, 4)`` the user's (or session's) log click-through lift on each item, its
+    """``(n, 7)`` the user's (or session's) log click-through lift on each item, its
     brand, its category and its price level: ``log(((C + k m) / (E + k)) / m)`` from the
     ``exposure`` counts (``E`` examinations, ``C`` clicks; see :mod:`learner.state`),
-    shrunk to 0 by a prior of ``k`` examinations at rate ``m``.
+    shrunk to 0 by a prior of ``k`` examinations at rate ``m``; then the item's own ``C``
+    and ``E``, whose weighted sum is the log-likelihood ratio of "a favourite" against
+    "an ordinary item" under a click model with a rate per examination for each, and its
+    add-to-carts and purchases (which follow a click, so say how relevant it was without
+    any position bias).
 
     >>> from learner.items import item_info
     >>> state = {"exposure": {"i:a": [1.0, 0.0], "i:b": [0.2, 1.0]}}
-    >>> _lifts(state, ["a", "b", "c"], [item_info(i, None) for i in "abc"])[:, 0].round(2).tolist()
-    [-0.69, 1.43, 0.0]
+    >>> _lifts(state, ["a", "b", "c"], [item_info(i, None) for i in "abc"]).round(2).tolist()
+    [[-0.69, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.43, 0.0, 0.0, 0.0, 1.0, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
     """
-    out = np.zeros((len(item_ids), 4), dtype=np.float64)
+    out = np.zeros((len(item_ids), 7), dtype=np.float64)
     exposure = (state or {}).get("exposure")
     if not exposure:
         return out
@@ -247,6 +252,9 @@ def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInf
             entry = exposure.get(key)
             if entry is not None:
                 out[row, slot] = math.log((entry[1] + k * m) / (entry[0] + k) / m)
+                if slot == 0:
+                    out[row, 4], out[row, 5] = entry[1], entry[0]
+                    out[row, 6] = entry[2] if len(entry) > 2 else 0.0
     return out
 
 
@@ -333,6 +341,8 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         "engaged_by_user": u_engaged, "bought_by_user": u_bought,
         "user_item_lift": u_lift[:, 0], "user_brand_lift": u_lift[:, 1],
         "user_category_lift": u_lift[:, 2], "user_price_lift": u_lift[:, 3],
+        "user_item_clicks": u_lift[:, 4], "user_item_examined": u_lift[:, 5],
+        "user_item_carts": u_lift[:, 6],
         "session_item_lift": s_lift[:, 0], "session_brand_lift": s_lift[:, 1],
         "session_category_lift": s_lift[:, 2],
         "item_popularity": popularity, "item_ctr": ctr, "text_match": match,

@@ -8,7 +8,8 @@ and in an offline replay alike::
      "category": {"shoes": 1.7, "shoes/running": 1.7},    # decayed engagement weight
      "brand": {"acme": 1.7},
      "price": [w, w * log price, w * log price ** 2],      # decayed moments
-     "exposure": {"i:sku-1": [0.83, 1.0], "b:acme": [1.5, 1.0], ...}}  # [examined, clicked]
+     "exposure": {"i:sku-1": [0.83, 1.0, 1.0], "b:acme": [1.5, 1.0], ...}}
+     # [examined, clicked] and, for an item, its add-to-carts and purchases after those
 
 Every weight decays with a half-life of event time, so old tastes fade; each
 interaction adds its type's weight (a view counts less than a purchase).
@@ -100,7 +101,7 @@ def _decayed_exposure(state: State, ts: int, half_life_ms: float) -> dict[str, l
     old: Mapping[str, list[float]] = state.get("exposure", {})
     if factor == 1.0:
         return {k: list(v) for k, v in old.items()}
-    return {k: [v[0] * factor, v[1] * factor] for k, v in old.items() if v[0] * factor > 1e-3}
+    return {k: [x * factor for x in v] for k, v in old.items() if max(v) * factor > 1e-3}
 
 
 def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str, Any] | None,
@@ -143,7 +144,7 @@ def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str,
 def _bounded_exposure(exposure: dict[str, list[float]]) -> dict[str, list[float]]:
     if len(exposure) <= MAX_EXPOSURE:
         return exposure
-    top = sorted(exposure.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)
+    top = sorted(exposure.items(), key=lambda kv: sum(kv[1]), reverse=True)
     return dict(top[:MAX_EXPOSURE])
 
 
@@ -183,6 +184,11 @@ def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str
         for key in exposure_keys(item_id, item):
             entry = exposure.setdefault(key, [0.0, 0.0])
             entry[1] += 1.0
+    elif kind in ("add_to_cart", "purchase"):
+        entry = exposure.setdefault(f"i:{item_id}", [0.0, 0.0])
+        if len(entry) < 3:
+            entry.append(0.0)
+        entry[2] += 1.0
     s["category"] = _bounded(category)
     s["brand"] = _bounded(brand)
     s["price"] = price
