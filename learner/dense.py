@@ -109,13 +109,16 @@ class DenseLearner:
     dim
         Embedding width.
     lr, weight_decay
-        Of the row-wise AdamW.
+        Of the row-wise AdamW. Adam moves a row by about ``lr`` per coordinate at each
+        of its (rare) updates whatever the gradient's size, so a small step keeps users
+        seen a few times from jumping about (closed loop, 50k events: share of the
+        oracle's gain 71.5% at 0.02, 73.8% at 0.005).
     seed
         Initialisation seed of the item-side tables.
     """
 
     def __init__(self, user_bits: int = 14, item_bits: int = 14, category_bits: int = 10,
-                 brand_bits: int = 10, dim: int = 16, lr: float = 0.02,
+                 brand_bits: int = 10, dim: int = 16, lr: float = 0.005,
                  weight_decay: float = 1e-5, seed: int = 0) -> None:
         gen = torch.Generator().manual_seed(seed)
         rows = {"dense_user": user_bits, "dense_item": item_bits,
