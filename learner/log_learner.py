@@ -10,14 +10,16 @@ state an uninterrupted one has:
   arrives, or the first offset of a later batch. How fast records arrive, how the
   consumer's fetches split them, and where a crash happened, change nothing.
 * **Duplicates are skipped.** A record whose key (:func:`learner.dedupe.record_key`: its
-  kind and source event) is among the last ``window`` distinct records applied is not
-  applied again: the join upstream is at-least-once and may re-send records after a
-  crash. Undecodable records (``None``) are skipped too.
+  kind and source event) was seen earlier in its batch, or is among the keys of the last
+  ``window`` distinct records of earlier batches, is not applied again: the join
+  upstream is at-least-once and may re-send records after a crash. Undecodable records
+  (``None``) are skipped too.
 * **The open batch is applied provisionally.** For freshness, :meth:`apply_pending`
   applies the records of the batch that is not complete yet (the consumer calls it when
   the log has nothing more for now). The state before them is kept; when the batch
-  grows or completes, the learner goes back to that state and applies the batch as one,
-  so the committed state never depends on when this happened.
+  grows, the learner goes back to that state and applies the batch as one (a
+  provisional update that already covered the whole batch stands), so the committed
+  state never depends on when this happened.
 * **A checkpoint is the committed state.** :meth:`checkpoint` returns the state after the
   last complete batch with its ``next_offset`` and the dedupe window; :meth:`restore`
   puts a learner back there. The consumer seeks to ``next_offset`` and the records after
@@ -87,17 +89,22 @@ class LogLearner:
         self.next_offset: int | None = None
         #: The offset after the last record offered (records below it are ignored).
         self.position: int | None = None
-        self._pending: list[LabeledList | None] = []
+        self._pending: list[tuple[LabeledList, int]] = []  # records and their keys
+        self._junk = 0  # undecodable records in the open batch
         self._block: int = -1
         self._base: StateDict | None = None  # the committed state, while provisional
         self._provisional = 0  # pending records applied provisionally
         #: Records skipped as duplicates in committed batches.
         self.duplicates = 0
+        #: Provisional updates, and batches redone as one after part of them was applied
+        #: provisionally (where batches cut by time would have given another state).
+        self.provisional_updates = 0
+        self.redone = 0
 
     @property
     def pending(self) -> int:
         """Records of the open batch (not in the committed state)."""
-        return len(self._pending)
+        return len(self._pending) + self._junk
 
     def offer(self, offset: int, rec: LabeledList | None) -> int:
         """Take the record at ``offset`` (``None`` if it could not be decoded), in offset
@@ -106,14 +113,28 @@ class LogLearner:
             return 0  # already taken (a re-fetch after a seek)
         committed = 0
         block = offset // self.batch_size
-        if self._pending and block != self._block:
+        if self.pending and block != self._block:
             committed += self._commit()
-        self._pending.append(rec)
+        if rec is not None:
+            self._pending.append((rec, record_key(rec)))
+        else:
+            self._junk += 1
         self._block = block
         self.position = offset + 1
         if self.position % self.batch_size == 0:
             committed += self._commit()
         return committed
+
+    def _fresh(self) -> tuple[list[LabeledList], list[int]]:
+        """The open batch's records that count, with their keys: not among the keys
+        remembered when the batch began, nor earlier in the batch."""
+        fresh, keys, in_batch = [], [], set()
+        for rec, key in self._pending:
+            if key not in self.seen and key not in in_batch:
+                in_batch.add(key)
+                fresh.append(rec)
+                keys.append(key)
+        return fresh, keys
 
     def apply_pending(self) -> int:
         """Apply the open batch provisionally (see the module docstring); return how many
@@ -124,34 +145,28 @@ class LogLearner:
             self._base = self.trainer.state()
         else:
             self.trainer.load_state(self._base)
-        keys: set[int] = set()
-        fresh = []
-        for rec in self._pending:
-            if rec is not None:
-                key = record_key(rec)
-                if key not in self.seen and key not in keys:
-                    keys.add(key)
-                    fresh.append(rec)
-        self._learn(fresh)
+        self._learn(self._fresh()[0])
         new = len(self._pending) - self._provisional
         self._provisional = len(self._pending)
+        self.provisional_updates += 1
         return new
 
     def _commit(self) -> int:
         """Apply the open batch for good: it is complete."""
-        if self._base is not None:  # undo the provisional application first
-            self.trainer.load_state(self._base)
-            self._base = None
-        fresh = []
-        for rec in self._pending:
-            if rec is None:
-                continue
-            if self.seen.add(record_key(rec)):
-                fresh.append(rec)
-            else:
-                self.duplicates += 1
-        self._learn(fresh)
+        fresh, keys = self._fresh()
+        if self._base is not None and self._provisional == len(self._pending):
+            pass  # the provisional update applied this very batch: it stands
+        else:
+            if self._base is not None:  # the batch grew since: undo, then apply it whole
+                self.trainer.load_state(self._base)
+                self.redone += 1
+            self._learn(fresh)
+        for key in keys:
+            self.seen.add(key)
+        self.duplicates += len(self._pending) - len(fresh)
+        self._base = None
         self._pending = []
+        self._junk = 0
         self._provisional = 0
         self.next_offset = (self._block + 1) * self.batch_size
         return len(fresh)
@@ -189,6 +204,7 @@ class LogLearner:
         self.seen = RecentIds(self.window, ckpt.seen if ckpt is not None else ())
         self.next_offset = self.position = ckpt.next_offset if ckpt is not None else None
         self._pending = []
+        self._junk = 0
         self._block = -1
         self._base = None
         self._provisional = 0

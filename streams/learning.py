@@ -103,7 +103,7 @@ class ExamplesLearner:
         # fresher than that anyway
         self.flush_interval_s = settings.snapshot_interval_ms / 2000
         self.owned = False
-        #: Counts assignments: records fetched under an earlier one are dropped.
+        #: Counts assignments: records fetched across one are dropped and fetched again.
         self.generation = 0
         self.checkpoints_written = 0
         self._fatal: BaseException | None = None
@@ -204,7 +204,11 @@ class ExamplesLearner:
         if saved:
             self._saved_offset = ckpt.next_offset
             self.checkpoints_written += 1
-            log.debug("checkpoint at offset %d (%d examples)", ckpt.next_offset, ckpt.examples)
+            learner = self.learner
+            log.info("learner: checkpoint at offset %d (%d examples; since start: %d "
+                     "duplicates skipped, %d provisional updates, %d batches redone)",
+                     ckpt.next_offset, ckpt.examples, learner.duplicates,
+                     learner.provisional_updates, learner.redone)
         else:
             log.warning("a checkpoint further than offset %d is already stored: another "
                         "learner owns the examples topic", ckpt.next_offset)
