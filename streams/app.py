@@ -167,7 +167,7 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                           msg.partition, msg.offset)
 
     async def carry_out(fx: Effects) -> None:
-        await mirror.write(fx.states, fx.item)
+        mirror.stage(fx.states, fx.item)
         for ex in fx.examples:
             await examples_topic.send(value=ex.to_json())
             stats.examples_emitted += 1
@@ -250,8 +250,16 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
         stats.examples_applied = trainer.examples
         log.info("worker: %s", stats)
 
+    @app.task
+    async def mirror_state() -> None:
+        await mirror.run()
+
     @app.on_before_shutdown.connect
     async def close_redis(app: faust.App, **_: Any) -> None:
+        try:
+            await mirror.flush()  # the last states the scorer should see
+        except Exception as exc:
+            log.warning("could not mirror the last %d keys: %s", mirror.staged, exc)
         try:
             await learner.stop()  # its last checkpoint goes to Redis first
         finally:
