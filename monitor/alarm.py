@@ -1,9 +1,13 @@
 """When does drift become an alarm? A small policy over the windowed quality.
 
-The monitored figure is the learner's windowed MRR (:mod:`monitor.quality`). The
-*reference* is the best figure among the versions recently marked good; the *bound* is
-``(1 - max_drop)`` times the reference, and never below the upstream order's MRR (a
-model worse than the order it re-ranks is never acceptable), once a reference exists.
+The monitored figure is the learner's *lift*: its windowed MRR minus the upstream order's
+MRR on the same lists (:mod:`monitor.quality`). The absolute MRR is no good for this: it
+is measured on logged clicks, which favour whatever order the lists were served in, so it
+falls on its own as the model learns to move away from the upstream order (the position
+bias it corrects for). The lift does not: both orders are scored on the very same lists.
+The *reference* is the best lift among the versions recently marked good; the *bound* is
+``(1 - max_drop)`` times the reference, and never below 0 (a model worse than the order
+it re-ranks is never acceptable), once a reference exists.
 
 * ``warming``: fewer than ``min_lists`` lists in the window, or no reference yet and no
   better than upstream; nothing is decided.
@@ -15,17 +19,23 @@ model worse than the order it re-ranks is never acceptable), once a reference ex
 * ``alarm``: below the bound, and either a detector fired since the last healthy
   evaluation or the bound was breached ``confirm`` evaluations in a row.
 
+Without an upstream figure the learner's MRR itself is the monitored figure.
+
 Examples
 --------
 >>> p = AlarmPolicy(max_drop=0.2, min_lists=10, confirm=3)
 >>> p.evaluate({"lists": 5, "mrr_learner": 0.5, "mrr_upstream": 0.3}, labeled=5).state
 'warming'
 >>> v = p.evaluate({"lists": 50, "mrr_learner": 0.5, "mrr_upstream": 0.3}, labeled=50)
->>> v.state, v.bound
-('healthy', None)
->>> p.on_good(0.5)
->>> round(p.evaluate({"lists": 50, "mrr_learner": 0.45, "mrr_upstream": 0.3}, labeled=60).bound, 2)
-0.4
+>>> v.state, v.bound, round(v.value, 2)
+('healthy', None, 0.2)
+>>> p.on_good(v.value)
+
+The MRR fell, but so did upstream's on the same lists: the lift holds, all is well.
+
+>>> v = p.evaluate({"lists": 50, "mrr_learner": 0.4, "mrr_upstream": 0.2}, labeled=60)
+>>> v.state, round(v.bound, 2)
+('healthy', 0.16)
 >>> p.evaluate({"lists": 50, "mrr_learner": 0.35, "mrr_upstream": 0.3}, labeled=70,
 ...            fired=["adwin"]).state
 'alarm'
@@ -58,7 +68,7 @@ class AlarmPolicy:
     Parameters
     ----------
     max_drop
-        Relative drop of the MRR below the reference that breaches the bound.
+        Relative drop of the lift below the reference that breaches the bound.
     min_lists
         Lists the window must hold before anything is decided.
     confirm
@@ -81,39 +91,42 @@ class AlarmPolicy:
 
     @property
     def reference(self) -> float | None:
-        """The best MRR of the recent good marks, ``None`` before the first."""
+        """The best lift of the recent good marks, ``None`` before the first."""
         return max(self._marks) if self._marks else None
 
     def evaluate(self, summary: Mapping[str, Any], labeled: int,
                  fired: Sequence[str] = ()) -> Verdict:
         """Evaluate the window's ``summary`` after ``labeled`` lists in all; ``fired``:
         the detectors that fired since the last evaluation."""
-        value = summary.get("mrr_learner")
+        mrr = summary.get("mrr_learner")
         upstream = summary.get("mrr_upstream")
+        has_upstream = upstream is not None and math.isfinite(upstream)
         if fired:
             self.suspect_since = labeled
-        if (summary.get("lists") or 0) < self.min_lists or value is None or not math.isfinite(value):
-            return Verdict("warming", value, None, "too few lists in the window")
+        if (summary.get("lists") or 0) < self.min_lists or mrr is None or not math.isfinite(mrr):
+            return Verdict("warming", mrr, None, "too few lists in the window")
+        value = mrr - upstream if has_upstream else mrr
+        figure = "MRR lift over upstream" if has_upstream else "MRR"
         ref = self.reference
         if ref is None:
             self.breaches = 0
-            if upstream is not None and value <= upstream:
+            if has_upstream and value <= 0:
                 return Verdict("warming", value, None, "the model is not above upstream yet")
             if self._suspect(labeled):
                 return Verdict("suspect", value, None, "a drift detector fired")
             return Verdict("healthy", value, None, "above upstream")
         bound = (1.0 - self.max_drop) * ref
-        if upstream is not None and math.isfinite(upstream):
-            bound = max(bound, upstream)
+        if has_upstream:
+            bound = max(bound, 0.0)
         if value >= bound:
             self.breaches = 0
             if self._suspect(labeled):
                 return Verdict("suspect", value, bound, "a drift detector fired")
             return Verdict("healthy", value, bound, "within the bound")
         self.breaches += 1
-        why = (f"learner MRR {value:.3f} below the bound {bound:.3f} "
-               f"(reference {ref:.3f}, max drop {self.max_drop:.0%}, upstream "
-               f"{upstream if upstream is None else round(upstream, 3)})")
+        why = (f"learner {figure} {value:.3f} below the bound {bound:.3f} "
+               f"(reference {ref:.3f}, max drop {self.max_drop:.0%}; learner MRR {mrr:.3f}, "
+               f"upstream {upstream if upstream is None else round(upstream, 3)})")
         if self._suspect(labeled):
             return Verdict("alarm", value, bound, why + ", after a drift detector fired")
         if self.breaches >= self.confirm:
@@ -126,7 +139,7 @@ class AlarmPolicy:
         return self.suspect_since is not None
 
     def on_good(self, value: float) -> None:
-        """A version was marked good with this MRR."""
+        """A version was marked good with this lift (a verdict's ``value``)."""
         self._marks.append(value)
 
     def on_resolved(self) -> None:

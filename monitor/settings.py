@@ -37,7 +37,8 @@ class MonitorSettings(BaseSettings):
     monitor_psi_reference: int = Field(default=5000, ge=100)
     #: Pin serving to the last good snapshot when the alarm fires (false: only record it).
     alarm_enabled: bool = True
-    #: Relative drop of the learner's windowed MRR below its reference that breaches.
+    #: Relative drop of the learner's windowed MRR lift over upstream below its reference
+    #: that breaches.
     alarm_max_drop: float = Field(default=0.2, gt=0, lt=1)
     #: Lists the window must hold before the alarm decides anything.
     alarm_min_lists: int = Field(default=300, ge=1)
