@@ -104,6 +104,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     loop.add_argument("--events", type=int, default=50_000, help="events to run (default 50000)")
     loop.add_argument("--seed", type=int, default=0, help="simulation seed")
     loop.add_argument("--every", type=int, default=2000, help="searches between report lines")
+    loop.add_argument("--sessions", type=int, default=64, metavar="N",
+                      help="shoppers' sessions open at once, their searches interleaved, as "
+                           "in streamrank demo (default: 64)")
     loop.add_argument("--sparse-only", action="store_true", help="train without the dense part")
     loop.add_argument("--no-position-bias", action="store_true",
                       help="train without the examination model")
@@ -234,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{r['oracle_share']:.0%} of the oracle's gain", flush=True)
 
         closed_loop(args.events, seed=args.seed, every=args.every, on_row=show,
+                    sessions=args.sessions,
                     dense=not args.sparse_only, position_bias=not args.no_position_bias)
         return 0
     if args.action == "report":

@@ -51,6 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--users", type=int, default=200, help="simulated shoppers (default: 200)")
     p.add_argument("--items", type=int, default=300, help="catalog size (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
+    p.add_argument("--sessions", type=int, default=64,
+                   help="shoppers' sessions open at once: their searches interleave, so one "
+                        "shopper searches again about sessions/rate seconds later, not "
+                        "back to back (default: 64)")
     p.add_argument("--rate", type=float, default=250.0,
                    help="searches per second to aim for (default: 250)")
     p.add_argument("--upstream-share", type=float, default=0.5,
@@ -167,6 +171,7 @@ def _simulate(args: argparse.Namespace, env: dict[str, str], base_url: str, run_
               worker: ServiceProcess, stop: threading.Event
               ) -> tuple[TrafficStats | None, int]:
     sim = Simulator(n_users=args.users, n_items=args.items, seed=args.seed, run_id=run_id,
+                    concurrent_sessions=args.sessions,
                     clock=lambda: int(time.time() * 1000))
     producer = EventProducer(env["STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"],
                              env["STREAMRANK_TOPIC_PREFIX"])

@@ -123,6 +123,18 @@ def dcg_at_k(gains: npt.ArrayLike, k: int) -> float:
     return float((g / np.log2(np.arange(2, len(g) + 2))).sum())
 
 
+@dataclass
+class _Session:
+    """An open session: its user, id, device, requests left, category and intent."""
+
+    user: int = 0
+    session_id: str = ""
+    device: str = "mobile"
+    left: int = 0
+    category: int = 0
+    intent: SessionIntent | None = None
+
+
 class Simulator:
     """Seeded users, catalog and search engine, answering requests with clicks.
 
@@ -144,6 +156,11 @@ class Simulator:
         Noise on the upstream relevance (see :class:`~ops.simulator.queries.QueryModel`).
     session_length
         Mean requests per session (geometric).
+    concurrent_sessions
+        Sessions open at once; each request continues one of them, drawn at random, so
+        one shopper's searches are spread out among other shoppers' (as on a real site,
+        where a shopper reads a page before searching again). 1 (the default): one
+        session at a time, its requests back to back.
     same_category
         Probability that a request continuing a session stays in its category.
     eta, max_clicks
@@ -167,12 +184,15 @@ class Simulator:
                  k: int = 20, n_categories: int = 10, n_brands: int = 15,
                  concentration: float = 0.15, taste: TasteParams | None = None,
                  upstream_noise: float = 0.5,
-                 session_length: float = 4.0, same_category: float = 0.7, eta: float = 1.0,
+                 session_length: float = 4.0, concurrent_sessions: int = 1,
+                 same_category: float = 0.7, eta: float = 1.0,
                  max_clicks: int = 3, interarrival_ms: float = 2000.0,
                  intent_scale: float = 0.0, intent_drift: float = 0.3,
                  run_id: str | None = None, clock: Callable[[], int] | None = None) -> None:
         if session_length < 1:
             raise ValueError(f"session_length must be at least 1, got {session_length}")
+        if concurrent_sessions < 1:
+            raise ValueError(f"concurrent_sessions must be at least 1, got {concurrent_sessions}")
         if intent_scale < 0:
             raise ValueError(f"intent_scale must be at least 0, got {intent_scale}")
         if not 0.0 <= intent_drift <= 1.0:
@@ -199,18 +219,15 @@ class Simulator:
         self._rng = np.random.default_rng(requests_ss)
         self._click_rng = np.random.default_rng(clicks_ss)
         self._intent_rng = np.random.default_rng(intent_ss)
+        # which open session the next request continues (only drawn when there are several)
+        self._session_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self._item_index = {item_id: i for i, item_id in enumerate(self.catalog.item_ids)}
         self._now_ms = float(START_MS)
         self._requests = 0
         self._sessions = 0
         self._impressions = 0
-        # the open session: its user, id, device, requests left and last category
-        self._user = 0
-        self._session_id = ""
-        self._device = "mobile"
-        self._left = 0
-        self._category = 0
-        self._intent: SessionIntent | None = None
+        # the open sessions: user, id, device, requests left, last category, intent
+        self._open = [_Session() for _ in range(concurrent_sessions)]
 
     def item_index(self, item_id: str) -> int:
         """Catalog index of an item id; ``KeyError`` for an unknown one."""
@@ -229,43 +246,45 @@ class Simulator:
         return self.clock() if self.clock is not None else int(self._now_ms)
 
     def next_request(self) -> Request:
-        """The next search: continue the open session or start one for a user by activity."""
+        """The next search: continue an open session or start one for a user by activity."""
         rng = self._rng
         self._requests += 1
         self._now_ms += rng.exponential(self.interarrival_ms)
+        ses = self._open[0] if len(self._open) == 1 else \
+            self._open[int(self._session_rng.integers(len(self._open)))]
         stay = rng.random() < self.same_category
-        if self._left <= 0:
-            self._user = int(rng.choice(len(self.population), p=self.population.activity))
+        if ses.left <= 0:
+            ses.user = int(rng.choice(len(self.population), p=self.population.activity))
             self._sessions += 1
-            self._session_id = f"s-{self.run_id}-{self._sessions:06d}"
-            self._device = "mobile" if rng.random() < 0.6 else "desktop"
-            self._left = int(rng.geometric(1.0 / self.session_length))
+            ses.session_id = f"s-{self.run_id}-{self._sessions:06d}"
+            ses.device = "mobile" if rng.random() < 0.6 else "desktop"
+            ses.left = int(rng.geometric(1.0 / self.session_length))
             stay = False
             if self.intent_scale > 0:
-                self._intent = SessionIntent.draw(
+                ses.intent = SessionIntent.draw(
                     self.catalog.n_brands, self.population.user_taste.shape[1],
                     self.intent_scale, self._intent_rng)
-        elif self._intent is not None:
-            self._intent = self._intent.drift(self.intent_drift, self.intent_scale,
-                                              self._intent_rng)
-        self._left -= 1
+        elif ses.intent is not None:
+            ses.intent = ses.intent.drift(self.intent_drift, self.intent_scale,
+                                          self._intent_rng)
+        ses.left -= 1
         if not stay:
-            self._category = self.query_model.pick_category(
-                self.population.category_weight[self._user], rng)
-        query = self.query_model.search(self._category, rng)
+            ses.category = self.query_model.pick_category(
+                self.population.category_weight[ses.user], rng)
+        query = self.query_model.search(ses.category, rng)
         item_ids = tuple(self.catalog.item_ids[i] for i in query.items)
         prices = self.catalog.price[query.items]
         body: dict[str, Any] = {
-            "user_id": self.population.user_ids[self._user], "session_id": self._session_id,
+            "user_id": self.population.user_ids[ses.user], "session_id": ses.session_id,
             "query": query.text,
             "items": [{"item_id": item_id, "base_score": float(score),
                        "features": {"price": float(price)}}
                       for item_id, score, price in zip(item_ids, query.base_scores, prices)],
-            "context": {"device": self._device}, "explain": False,
+            "context": {"device": ses.device}, "explain": False,
         }
-        return Request(number=self._requests, user=self._user, user_id=body["user_id"],
-                       session_id=self._session_id, query=query, item_ids=item_ids,
-                       ts=self._ts(), body=body, intent=self._intent)
+        return Request(number=self._requests, user=ses.user, user_id=body["user_id"],
+                       session_id=ses.session_id, query=query, item_ids=item_ids,
+                       ts=self._ts(), body=body, intent=ses.intent)
 
     def _indices(self, request: Request, served_item_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         candidates = dict(zip(request.item_ids, request.query.items))
