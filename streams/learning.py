@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from learner.checkpoint import CheckpointError, CheckpointStore
@@ -135,8 +136,13 @@ class ExamplesLearner:
         try:
             while not self._stopping.is_set():
                 generation = self.generation
-                got = await consumer.getmany(timeout_ms=50,
-                                             max_records=self.learner.batch_size)
+                try:
+                    got = await consumer.getmany(timeout_ms=50,
+                                                 max_records=self.learner.batch_size)
+                except KafkaError as exc:  # the client retries on its own; so do we
+                    log.warning("learn: could not fetch from %s: %r", self.tp.topic, exc)
+                    await asyncio.sleep(1.0)
+                    continue
                 async with self._lock:
                     if (self._retry_at and not self.owned
                             and self.tp in consumer.assignment()

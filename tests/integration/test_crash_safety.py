@@ -142,6 +142,13 @@ def _produce(env: dict[str, str], topic: str, values: list[bytes], seed: int,
         r.close()
 
 
+def _raise_first(failures: list[BaseException]) -> bool:
+    """Raise the producer's failure, if it had one (it waits for the worker too)."""
+    if failures:
+        raise failures[0]
+    return False
+
+
 def _read_log(bootstrap: str, topic: str, end: int) -> list[tuple[int, bytes]]:
     """``(offset, value)`` of every record of the topic's only partition below ``end``."""
     tp = TopicPartition(topic, 0)
@@ -244,7 +251,8 @@ def test_killed_worker_learns_every_record_exactly_once(settings_env: dict[str, 
         killed_at = []
         for k in range(KILLS):  # kill when the checkpoint passed a mark, plus up to 1 s
             mark = len(values) * (k + 1) // (KILLS + 2)
-            wait_for(lambda mark=mark: _checkpoint_offset(r, prefix) >= mark, timeout=90,
+            wait_for(lambda mark=mark: _raise_first(failures)
+                     or _checkpoint_offset(r, prefix) >= mark, timeout=90,
                      message=f"a checkpoint past offset {mark}")
             time.sleep(rng.uniform(0.0, 1.0))
             killed_at.append(_checkpoint_offset(r, prefix))
@@ -279,7 +287,8 @@ def test_killed_worker_learns_every_record_exactly_once(settings_env: dict[str, 
     reference, state = _uninterrupted(_read_log(bootstrap, topic, end), ckpt.next_offset)
     assert (reference.examples, reference.shown) == (LABELED, SHOWN)
     # the complete state, and what is served, equal the uninterrupted run's exactly
-    assert state is not None and _differences(ckpt.state, state) == []
+    assert state is not None
+    assert _differences(ckpt.state, state) == []
     want = reference.snapshot(version=snap.version, now_ms=snap.created_ms)
     assert _differences(snap.arrays, want.arrays) == []
     # the case batches cut by time would get wrong did happen: a batch updated
