@@ -128,7 +128,9 @@ class LogLearner:
     def _fresh(self) -> tuple[list[LabeledList], list[int]]:
         """The open batch's records that count, with their keys: not among the keys
         remembered when the batch began, nor earlier in the batch."""
-        fresh, keys, in_batch = [], [], set()
+        fresh: list[LabeledList] = []
+        keys: list[int] = []
+        in_batch: set[int] = set()
         for rec, key in self._pending:
             if key not in self.seen and key not in in_batch:
                 in_batch.add(key)
