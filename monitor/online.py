@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from learner.features import NUMERIC_FEATURES
 from learner.registry import ModelRegistry
@@ -133,13 +134,28 @@ class LearnerMonitor:
 
     def before_learning(self, records: Sequence[LabeledList]) -> None:
         """Score each record with the current models before the trainer learns it."""
+        columns: dict[str, list[npt.NDArray[np.float32]]] = {}
+        learner_scores: list[npt.NDArray[np.float64]] = []
         for rec in records:
             try:
-                self._observe(rec)
+                self._observe(rec, columns, learner_scores)
             except Exception:  # the monitor must never stop the learner
                 log.exception("monitor: could not score record %s", rec.source)
+        # the stability indexes take the batch's values at once (one update per feature)
+        try:
+            if learner_scores:
+                self.score_psi.update(np.concatenate(learner_scores))
+            for name, parts in columns.items():
+                index = self.feature_psi.get(name)
+                if index is None:
+                    index = self.feature_psi[name] = StabilityIndex(self.psi_reference,
+                                                                    self.psi_reference)
+                index.update(np.concatenate(parts))
+        except Exception:
+            log.exception("monitor: could not update the stability indexes")
 
-    def _observe(self, rec: LabeledList) -> None:
+    def _observe(self, rec: LabeledList, columns: dict[str, list[npt.NDArray[np.float32]]],
+                 learner_scores: list[npt.NDArray[np.float64]]) -> None:
         if rec.ts is not None:
             self._newest_ts = max(self._newest_ts or 0, rec.ts)
         if rec.kind == "shown":
@@ -160,14 +176,10 @@ class LearnerMonitor:
             scores["upstream"] = block.value[:, names.index("upstream_rank")].astype(np.float64)
         row = self.quality.on_labeled(labels, np.asarray(rec.positions), scores)
         self._fired += self.drift.update(row["logloss_learner"])
-        self.score_psi.update(learner)
+        learner_scores.append(learner)
         for j, name in enumerate(names):
             if name in NUMERIC_FEATURES or name.startswith("request"):
-                index = self.feature_psi.get(name)
-                if index is None:
-                    index = self.feature_psi[name] = StabilityIndex(self.psi_reference,
-                                                                    self.psi_reference)
-                index.update(block.value[:, j])
+                columns.setdefault(name, []).append(block.value[:, j])
 
     # -- the timer side ----------------------------------------------------------------
 
