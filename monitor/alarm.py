@@ -5,7 +5,8 @@ MRR on the same lists (:mod:`monitor.quality`). The absolute MRR is no good for 
 is measured on logged clicks, which favour whatever order the lists were served in, so it
 falls on its own as the model learns to move away from the upstream order (the position
 bias it corrects for). The lift does not: both orders are scored on the very same lists.
-The *reference* is the best lift among the versions recently marked good; the *bound* is
+The *reference* is the median lift of the versions recently marked good (a median: the
+best of a few noisy windows would sit above the model's true lift); the *bound* is
 ``(1 - max_drop)`` times the reference, and never below 0 (a model worse than the order
 it re-ranks is never acceptable), once a reference exists.
 
@@ -16,8 +17,8 @@ it re-ranks is never acceptable), once a reference exists.
 * ``suspect``: a detector fired (or the figure is below the bound) but the alarm is not
   confirmed; versions are not marked good meanwhile, so the last good one predates the
   trouble.
-* ``alarm``: below the bound, and either a detector fired since the last healthy
-  evaluation or the bound was breached ``confirm`` evaluations in a row.
+* ``alarm``: below the bound ``confirm`` evaluations in a row (one noisy window is not
+  enough, with or without a detector's signal).
 
 Without an upstream figure the learner's MRR itself is the monitored figure.
 
@@ -36,14 +37,15 @@ The MRR fell, but so did upstream's on the same lists: the lift holds, all is we
 >>> v = p.evaluate({"lists": 50, "mrr_learner": 0.4, "mrr_upstream": 0.2}, labeled=60)
 >>> v.state, round(v.bound, 2)
 ('healthy', 0.16)
->>> p.evaluate({"lists": 50, "mrr_learner": 0.35, "mrr_upstream": 0.3}, labeled=70,
-...            fired=["adwin"]).state
-'alarm'
+>>> [p.evaluate({"lists": 50, "mrr_learner": 0.35, "mrr_upstream": 0.3}, labeled=70 + i,
+...             fired=["adwin"] if i == 0 else []).state for i in range(3)]
+['suspect', 'suspect', 'alarm']
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,15 +74,15 @@ class AlarmPolicy:
     min_lists
         Lists the window must hold before anything is decided.
     confirm
-        Consecutive breached evaluations that raise the alarm without a detector.
+        Consecutive breached evaluations that raise the alarm.
     window
         Lists after a detector's signal during which the state stays ``suspect``.
     keep
-        Good marks the reference is the best of.
+        Good marks the reference is the median of.
     """
 
-    def __init__(self, max_drop: float = 0.2, min_lists: int = 200, confirm: int = 3,
-                 window: int = 1000, keep: int = 3) -> None:
+    def __init__(self, max_drop: float = 0.3, min_lists: int = 200, confirm: int = 3,
+                 window: int = 1000, keep: int = 5) -> None:
         self.max_drop = max_drop
         self.min_lists = min_lists
         self.confirm = confirm
@@ -91,8 +93,8 @@ class AlarmPolicy:
 
     @property
     def reference(self) -> float | None:
-        """The best lift of the recent good marks, ``None`` before the first."""
-        return max(self._marks) if self._marks else None
+        """The median lift of the recent good marks, ``None`` before the first."""
+        return float(statistics.median(self._marks)) if self._marks else None
 
     def evaluate(self, summary: Mapping[str, Any], labeled: int,
                  fired: Sequence[str] = ()) -> Verdict:
@@ -127,10 +129,10 @@ class AlarmPolicy:
         why = (f"learner {figure} {value:.3f} below the bound {bound:.3f} "
                f"(reference {ref:.3f}, max drop {self.max_drop:.0%}; learner MRR {mrr:.3f}, "
                f"upstream {upstream if upstream is None else round(upstream, 3)})")
-        if self._suspect(labeled):
-            return Verdict("alarm", value, bound, why + ", after a drift detector fired")
         if self.breaches >= self.confirm:
-            return Verdict("alarm", value, bound, why + f", {self.breaches} times in a row")
+            after = ", after a drift detector fired" if self._suspect(labeled) else ""
+            return Verdict("alarm", value, bound,
+                           why + f", {self.breaches} times in a row" + after)
         return Verdict("suspect", value, bound, why)
 
     def _suspect(self, labeled: int) -> bool:

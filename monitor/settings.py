@@ -39,12 +39,12 @@ class MonitorSettings(BaseSettings):
     alarm_enabled: bool = True
     #: Relative drop of the learner's windowed MRR lift over upstream below its reference
     #: that breaches.
-    alarm_max_drop: float = Field(default=0.2, gt=0, lt=1)
+    alarm_max_drop: float = Field(default=0.3, gt=0, lt=1)
     #: Lists the window must hold before the alarm decides anything.
     alarm_min_lists: int = Field(default=300, ge=1)
-    #: Consecutive breached points that raise the alarm without a drift detector.
+    #: Consecutive breached points that raise the alarm.
     alarm_confirm: int = Field(default=5, ge=1)
     #: Least seconds between two versions marked good.
     alarm_good_every_s: float = Field(default=10.0, gt=0)
     #: Good versions kept in Redis beyond STREAMRANK_SNAPSHOT_KEEP.
-    alarm_keep_good: int = Field(default=3, ge=1)
+    alarm_keep_good: int = Field(default=5, ge=1)

@@ -64,7 +64,7 @@ class Loop:
         self.now = 1_800_000_000.0
         self.monitor = LearnerMonitor(
             self.trainer, self.store, self.registry, self.writer,
-            policy=AlarmPolicy(max_drop=0.15, min_lists=300, confirm=3, window=1000),
+            policy=AlarmPolicy(min_lists=300, confirm=3, window=1000),  # the default max_drop
             window=1000, good_every_s=5, psi_reference=4000,
             latest_snapshot=lambda: self.publisher.latest, clock=lambda: self.now)
         self.served: ServingModel | None = None
