@@ -40,6 +40,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from learner.store import SnapshotKeys
+
 __all__ = ["AUDIT_ACTIONS", "ModelRegistry", "NotKept", "RegistryState"]
 
 #: What an audit entry's ``action`` can be.
@@ -147,14 +149,10 @@ class ModelRegistry:
         self.redis = redis
         self.prefix = prefix
         self.keep_good = keep_good
-        self.k_current = f"{prefix}snapshot:current"
-        self.k_versions = f"{prefix}snapshot:versions"
-        self.k_blob = f"{prefix}snapshot:v:"
-        self.k_pinned = f"{prefix}snapshot:pinned"
-        self.k_good = f"{prefix}snapshot:good"
-        self.k_good_info = f"{prefix}snapshot:good:info"
-        self.k_audit = f"{prefix}snapshot:audit"
-        self.channel = f"{prefix}snapshot:channel"
+        keys = SnapshotKeys.of(prefix)
+        self.k_current, self.k_versions, self.k_blob = keys.current, keys.versions, keys.blob
+        self.k_pinned, self.k_good, self.k_good_info = keys.pinned, keys.good, keys.good_info
+        self.k_audit, self.channel = keys.audit, keys.channel
         self._pin = redis.register_script(_PIN)
         self._unpin = redis.register_script(_UNPIN)
         self._mark_good = redis.register_script(_MARK_GOOD)

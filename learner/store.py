@@ -21,13 +21,14 @@ snapshot, or a version whose bytes were just trimmed away.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from learner.snapshot import Snapshot, decode, encode
 
-__all__ = ["SnapshotStore"]
+__all__ = ["SnapshotKeys", "SnapshotStore"]
 
 # KEYS[1] current, KEYS[2] versions zset, KEYS[3] pinned, KEYS[4] good zset;
 # ARGV[1] version, ARGV[2] blob, ARGV[3] key prefix of blobs, ARGV[4] how many plain
@@ -67,6 +68,36 @@ return {v, redis.call('GET', ARGV[1] .. v)}
 """
 
 
+@dataclass(frozen=True)
+class SnapshotKeys:
+    """Every Redis key of the snapshots, for one deployment's prefix: the store and the
+    registry (:mod:`learner.registry`) both take them from here, so they cannot disagree.
+
+    >>> k = SnapshotKeys.of("shop:")
+    >>> k.current, k.blob + "7", k.pinned
+    ('shop:snapshot:current', 'shop:snapshot:v:7', 'shop:snapshot:pinned')
+    """
+
+    seq: str
+    current: str
+    blob: str
+    versions: str
+    channel: str
+    pinned: str
+    good: str
+    good_info: str
+    audit: str
+
+    @classmethod
+    def of(cls, prefix: str) -> SnapshotKeys:
+        """The keys under ``prefix``."""
+        base = f"{prefix}snapshot:"
+        return cls(seq=base + "seq", current=base + "current", blob=base + "v:",
+                   versions=base + "versions", channel=base + "channel",
+                   pinned=base + "pinned", good=base + "good", good_info=base + "good:info",
+                   audit=base + "audit")
+
+
 class SnapshotStore:
     """Publish and read model snapshots in Redis.
 
@@ -84,13 +115,10 @@ class SnapshotStore:
         self.redis = redis
         self.prefix = prefix
         self.keep = keep
-        self.k_seq = f"{prefix}snapshot:seq"
-        self.k_current = f"{prefix}snapshot:current"
-        self.k_blob = f"{prefix}snapshot:v:"
-        self.k_versions = f"{prefix}snapshot:versions"
-        self.channel = f"{prefix}snapshot:channel"
-        self.k_pinned = f"{prefix}snapshot:pinned"
-        self.k_good = f"{prefix}snapshot:good"
+        keys = SnapshotKeys.of(prefix)
+        self.k_seq, self.k_current, self.k_blob = keys.seq, keys.current, keys.blob
+        self.k_versions, self.channel = keys.versions, keys.channel
+        self.k_pinned, self.k_good = keys.pinned, keys.good
         self._publish = redis.register_script(_PUBLISH)
         self._read = redis.register_script(_READ_CURRENT)
 
