@@ -221,6 +221,8 @@ def _seen(state: State | None, item_ids: Sequence[str]) -> tuple[list[float], li
 #: Prior click rate per examination, and its weight in examinations, of the lifts.
 LIFT_PRIOR_RATE = 0.25
 LIFT_PRIOR_WEIGHT = 1.0
+#: Column of each kind of ``exposure`` key (see :func:`learner.state.exposure_keys`).
+_LIFT_COLUMN = {"i": 0, "b": 1, "c": 2, "p": 3}
 
 
 def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInfo]
@@ -246,15 +248,14 @@ def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInf
     m, k = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT
     for row, (item_id, info) in enumerate(zip(item_ids, infos)):
         attrs = {"category": info.category, "brand": info.brand, "price": info.price}
-        keys = exposure_keys(item_id, attrs)
-        slots = [0] + [{"b": 1, "c": 2, "p": 3}[key[0]] for key in keys[1:]]
-        for slot, key in zip(slots, keys):
+        for key in exposure_keys(item_id, attrs):
             entry = exposure.get(key)
-            if entry is not None:
-                out[row, slot] = math.log((entry[1] + k * m) / (entry[0] + k) / m)
-                if slot == 0:
-                    out[row, 4], out[row, 5] = entry[1], entry[0]
-                    out[row, 6] = entry[2] if len(entry) > 2 else 0.0
+            if entry is None:
+                continue
+            out[row, _LIFT_COLUMN[key[0]]] = math.log((entry[1] + k * m) / (entry[0] + k) / m)
+            if key[0] == "i":  # the item's own counts
+                out[row, 4:6] = entry[1], entry[0]
+                out[row, 6] = entry[2] if len(entry) > 2 else 0.0
     return out
 
 

@@ -95,13 +95,25 @@ def exposure_keys(item_id: str, item: Mapping[str, Any] | None) -> list[str]:
     return keys
 
 
-def _decayed_exposure(state: State, ts: int, half_life_ms: float) -> dict[str, list[float]]:
-    dt = max(0, ts - int(state.get("ts", ts)))
-    factor = 0.5 ** (dt / half_life_ms) if half_life_ms > 0 else 1.0
-    old: Mapping[str, list[float]] = state.get("exposure", {})
+def _decayed_exposure(exposure: Mapping[str, list[float]], factor: float
+                      ) -> dict[str, list[float]]:
     if factor == 1.0:
-        return {k: list(v) for k, v in old.items()}
-    return {k: [x * factor for x in v] for k, v in old.items() if max(v) * factor > 1e-3}
+        return {k: list(v) for k, v in exposure.items()}
+    return {k: [x * factor for x in v] for k, v in exposure.items() if max(v) * factor > 1e-3}
+
+
+def _decayed(state: State | None, ts: int, half_life_ms: float) -> State:
+    """A copy of ``state`` (a fresh one for ``None``) with every weight decayed to ``ts``."""
+    s: State = dict(state) if state else {"ts": ts, "recent": [], "category": {}, "brand": {},
+                                          "price": [0.0, 0.0, 0.0]}
+    dt = max(0, ts - int(s.get("ts", ts)))
+    factor = 0.5 ** (dt / half_life_ms) if half_life_ms > 0 else 1.0
+    s["category"] = _decay(s.get("category", {}), factor)
+    s["brand"] = _decay(s.get("brand", {}), factor)
+    s["price"] = [v * factor for v in s.get("price", [0.0, 0.0, 0.0])]
+    s["exposure"] = _decayed_exposure(s.get("exposure", {}), factor)
+    s["ts"] = max(ts, int(s.get("ts", ts)))
+    return s
 
 
 def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str, Any] | None,
@@ -118,9 +130,8 @@ def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str,
     >>> s["exposure"]["i:b"], s["exposure"]["b:acme"]
     ([0.25, 1.0], [0.75, 1.0])
     """
-    s: State = dict(state) if state else {"ts": ts, "recent": [], "category": {}, "brand": {},
-                                          "price": [0.0, 0.0, 0.0]}
-    exposure = _decayed_exposure(s, ts, half_life_ms)
+    s = _decayed(state, ts, half_life_ms)
+    exposure = s["exposure"]
     for item_id, item, position in shown:
         weight = 1.0 / max(position, 1)
         for key in exposure_keys(item_id, item):
@@ -129,14 +140,6 @@ def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str,
                 exposure[key] = [weight, 0.0]
             else:
                 entry[0] += weight
-    # decay every other part of the state to the same time
-    if ts > int(s.get("ts", ts)):
-        dt = ts - int(s["ts"])
-        factor = 0.5 ** (dt / half_life_ms) if half_life_ms > 0 else 1.0
-        s["category"] = _decay(s.get("category", {}), factor)
-        s["brand"] = _decay(s.get("brand", {}), factor)
-        s["price"] = [v * factor for v in s.get("price", [0.0, 0.0, 0.0])]
-        s["ts"] = ts
     s["exposure"] = _bounded_exposure(exposure)
     return s
 
@@ -162,14 +165,9 @@ def _bounded(weights: dict[str, float]) -> dict[str, float]:
 def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str, Any] | None,
                  ts: int, half_life_ms: float, max_recent: int = MAX_RECENT) -> State:
     """The state after one interaction with ``item`` (its catalog entry, or ``None``)."""
-    s: State = dict(state) if state else {"ts": ts, "recent": [], "category": {}, "brand": {},
-                                          "price": [0.0, 0.0, 0.0]}
-    dt = max(0, ts - int(s.get("ts", ts)))
-    factor = 0.5 ** (dt / half_life_ms) if half_life_ms > 0 else 1.0
+    s = _decayed(state, ts, half_life_ms)
     strength = INTERACTION_STRENGTH.get(kind, 1.0)
-    category = _decay(s.get("category", {}), factor)
-    brand = _decay(s.get("brand", {}), factor)
-    price = [v * factor for v in s.get("price", [0.0, 0.0, 0.0])]
+    category, brand, price, exposure = s["category"], s["brand"], s["price"], s["exposure"]
     if item is not None:
         for level in category_levels(item.get("category")):
             category[level] = category.get(level, 0.0) + strength
@@ -179,7 +177,6 @@ def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str
         if p is not None and p > 0:
             lp = math.log(p)
             price = [price[0] + strength, price[1] + strength * lp, price[2] + strength * lp * lp]
-    exposure = _decayed_exposure(s, ts, half_life_ms)
     if kind == "click":
         for key in exposure_keys(item_id, item):
             entry = exposure.setdefault(key, [0.0, 0.0])
@@ -194,5 +191,4 @@ def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str
     s["price"] = price
     s["exposure"] = _bounded_exposure(exposure)
     s["recent"] = (list(s.get("recent", [])) + [[kind, item_id, ts]])[-max_recent:]
-    s["ts"] = max(ts, int(s.get("ts", ts)))
     return s
