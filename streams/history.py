@@ -116,12 +116,6 @@ class RedisMirror:
         self.written += len(batch)
         return len(batch)
 
-    async def write(self, states: list[tuple[str, str, State]],
-                    item: tuple[str, dict[str, Any] | None] | None = None) -> None:
-        """Stage and write at once (for callers without the background task)."""
-        self.stage(states, item)
-        await self.flush()
-
     async def run(self, retry_s: float = 0.5) -> None:
         """Write what is staged, for ever: as soon as something is, and again after
         ``retry_s`` when Redis did not answer."""
