@@ -23,11 +23,12 @@ from starlette.applications import Starlette
 from learner.snapshot import Snapshot
 from learner.store import SnapshotStore
 from ops.security import redis_options
+from ops.services import free_port
 from ops.settings import ScorerSettings
 from serving.app import create_app
 
 __all__ = ["RANK_BODY", "InProcessScorer", "metric", "minimal_snapshot", "publish_snapshot",
-           "running_scorer"]
+           "running_scorer", "unreachable_settings"]
 
 #: A tiny rank request; ``log: false`` keeps Kafka out of tests that are about Redis.
 RANK_BODY: dict[str, Any] = {"user_id": "u-42", "log": False,
@@ -104,3 +105,14 @@ def running_scorer(settings: ScorerSettings) -> Iterator[InProcessScorer]:
     with anyio.from_thread.start_blocking_portal() as portal:
         with portal.wrap_async_context_manager(serve()) as client:
             yield InProcessScorer(portal, client, app, settings)
+
+
+def unreachable_settings(**overrides: Any) -> ScorerSettings:
+    """Scorer settings whose Redis and Kafka addresses are ports nothing listens on (no
+    environment or ``.env`` read); the one snapshot poll at startup fails, and the next
+    would come an hour later."""
+    values: dict[str, Any] = {
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+        "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+        "topic_prefix": "unit.", "refresh_interval_ms": 3_600_000, **overrides}
+    return ScorerSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -46,10 +46,6 @@ __all__ = ["no_leaked_sockets"]  # an autouse fixture: kafka-python leaks socket
 RECOVERY_BUDGET_S = 1.0
 
 
-def _closed_port() -> int:
-    return free_port()
-
-
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of this test's own, on free ports, to stop and start."""
@@ -78,7 +74,7 @@ def test_redis_outage_degrades_without_errors_and_recovery_takes_under_a_second(
     with LocalRedis(port=free_port(), data_dir=tmp_path / "redis") as server:
         settings = ScorerSettings(
             _env_file=None,  # type: ignore[call-arg]
-            redis_url=server.url, kafka_bootstrap_servers=f"127.0.0.1:{_closed_port()}",
+            redis_url=server.url, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
             topic_prefix=topic_prefix, redis_prefix=topic_prefix.rstrip(".") + ":")
         # the production defaults: refresh every 100 ms, 50 ms Redis timeouts
         assert (settings.refresh_interval_ms, settings.redis_timeout_s) == (100, 0.05)

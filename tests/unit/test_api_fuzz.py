@@ -10,7 +10,6 @@ bounded number of examples per operation (``MAX_EXAMPLES``) keeps it to seconds.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import orjson
@@ -25,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ops.services import free_port
 from ops.settings import ScorerSettings
 from serving.app import create_app
 
@@ -33,16 +33,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 APP = create_app(ScorerSettings(
     _env_file=None,  # type: ignore[call-arg]
-    redis_url=f"redis://127.0.0.1:{_closed_port()}/0",
-    kafka_bootstrap_servers=f"127.0.0.1:{_closed_port()}", topic_prefix="fuzz.",
+    redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", topic_prefix="fuzz.",
     refresh_interval_ms=3_600_000, max_candidates=50, impression_buffer=100,
     admin_token="fuzz-token"))
 # The bytes GET /openapi.json serves (built with the app, no lifespan needed). Loaded here

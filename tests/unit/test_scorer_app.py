@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -26,33 +25,16 @@ from starlette.applications import Starlette
 
 from learner.features import FEATURE_NAMES, RankContext
 from learner.snapshot import Snapshot
-from ops.settings import ScorerSettings
+from ops.services import free_port
 from serving.app import create_app
 from serving.impressions import ImpressionLogger
 from serving.model import ServingModel
 from serving.ranking import rank as real_rank
 from serving.schemas import RankResponse
 from tests.contract import bad_variants, contract_examples
+from tests.scorer_harness import unreachable_settings
 
 EXAMPLE: dict[str, Any] = contract_examples()["rank_request"]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _settings(**overrides: Any) -> ScorerSettings:
-    values: dict[str, Any] = {
-        "redis_url": f"redis://127.0.0.1:{_closed_port()}/0",
-        "kafka_bootstrap_servers": f"127.0.0.1:{_closed_port()}",
-        "topic_prefix": "unit.",
-        # the one poll at startup fails; later polls would only repeat it
-        "refresh_interval_ms": 3_600_000,
-        **overrides,
-    }
-    return ScorerSettings(**values)
 
 
 @asynccontextmanager
@@ -64,7 +46,7 @@ async def _serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest_asyncio.fixture
 async def app() -> AsyncIterator[Starlette]:
-    yield create_app(_settings())
+    yield create_app(unreachable_settings())
 
 
 @pytest_asyncio.fixture
@@ -274,7 +256,7 @@ async def test_an_infinite_score_gets_422(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.asyncio
 async def test_too_many_candidates_get_422_naming_items() -> None:
-    async with _serve(create_app(_settings(max_candidates=2))) as client:
+    async with _serve(create_app(unreachable_settings(max_candidates=2))) as client:
         items = [{"item_id": f"sku-{i}"} for i in range(3)]
         r = await client.post("/rank", json={"user_id": "u", "items": items})
         assert r.status_code == 422
@@ -286,7 +268,7 @@ async def test_too_many_candidates_get_422_naming_items() -> None:
 
 @pytest.mark.asyncio
 async def test_a_body_over_the_limit_gets_413() -> None:
-    async with _serve(create_app(_settings(max_body_bytes=1024))) as client:
+    async with _serve(create_app(unreachable_settings(max_body_bytes=1024))) as client:
         items = [{"item_id": f"sku-{i:04d}"} for i in range(100)]
         r = await client.post("/rank", json={"user_id": "u", "items": items})
         assert r.status_code == 413
@@ -363,7 +345,7 @@ async def test_metrics_are_prometheus_text_with_every_metric(client: httpx.Async
 
 @pytest.mark.asyncio
 async def test_two_apps_in_one_process_keep_their_own_metrics() -> None:
-    async with _serve(create_app(_settings())) as a, _serve(create_app(_settings())) as b:
+    async with _serve(create_app(unreachable_settings())) as a, _serve(create_app(unreachable_settings())) as b:
         await a.post("/rank", json={**EXAMPLE, "log": False})
         text_b = (await b.get("/metrics")).text
         assert 'streamrank_http_requests_total{endpoint="/rank"' not in text_b
@@ -374,7 +356,7 @@ async def test_two_apps_in_one_process_keep_their_own_metrics() -> None:
 
 @pytest.mark.asyncio
 async def test_a_full_impression_buffer_drops_and_counts_without_blocking() -> None:
-    async with _serve(create_app(_settings(impression_buffer=1))) as client:
+    async with _serve(create_app(unreachable_settings(impression_buffer=1))) as client:
         started = time.monotonic()
         for _ in range(5):
             assert (await client.post("/rank", json=EXAMPLE)).status_code == 200
@@ -395,7 +377,7 @@ async def test_log_false_logs_nothing(app: Starlette, client: httpx.AsyncClient)
 
 
 def test_the_impression_logger_never_blocks_and_accounts_for_every_event() -> None:
-    logger = ImpressionLogger(f"127.0.0.1:{_closed_port()}", "unit.impressions", buffer_size=2)
+    logger = ImpressionLogger(f"127.0.0.1:{free_port()}", "unit.impressions", buffer_size=2)
     logger.start()
     event = {"impression_id": "imp-1", "user_id": "u-42",
              "items": [{"item_id": "sku-1", "position": 1}]}
@@ -446,7 +428,7 @@ def _mutated_example(draw: st.DrawFn) -> bytes:
 @pytest.fixture(scope="module")
 def blocking_client() -> Iterator[tuple[Any, httpx.AsyncClient]]:
     with anyio.from_thread.start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(_serve(create_app(_settings()))) as c:
+        with portal.wrap_async_context_manager(_serve(create_app(unreachable_settings()))) as c:
             yield portal, c
 
 

@@ -4,7 +4,6 @@ logs, and the admin token guard of the endpoints that change state."""
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -24,24 +23,12 @@ from ops.security import (
     kafka_ssl_context,
     redis_options,
 )
+from ops.services import free_port
 from ops.settings import ScorerSettings, WorkerSettings
 from serving.app import create_app
+from tests.scorer_harness import unreachable_settings
 
 SECRETS = {"redis": "r3dis-pa55", "sasl": "sa5l-pa55", "token": "adm1n-t0ken"}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _settings(**overrides: Any) -> ScorerSettings:
-    values: dict[str, Any] = {
-        "redis_url": f"redis://127.0.0.1:{_closed_port()}/0",
-        "kafka_bootstrap_servers": f"127.0.0.1:{_closed_port()}",
-        "topic_prefix": "unit.", "refresh_interval_ms": 3_600_000, **overrides}
-    return ScorerSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +105,13 @@ def test_secrets_never_appear_in_repr_str_or_validation_errors() -> None:
 
 
 def test_plaintext_and_a_plain_redis_url_add_no_options() -> None:
-    s = _settings()
+    s = unreachable_settings()
     assert kafka_python_options(s) == {} and faust_broker_options(s) == {}
     assert redis_options(s) == {}
 
 
 def test_sasl_over_tls_for_kafka_python(tls_files: dict[str, str]) -> None:
-    s = _settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+    s = unreachable_settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
                   kafka_sasl_username="svc", kafka_sasl_password=SECRETS["sasl"],
                   kafka_ssl_cafile=tls_files["cert"], kafka_ssl_certfile=tls_files["cert"],
                   kafka_ssl_keyfile=tls_files["key"])
@@ -140,7 +127,7 @@ def test_the_kafka_python_options_are_known_to_each_of_its_clients(
     """kafka-python refuses unknown option names; none of ours may be one (no broker needed)."""
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-    s = _settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="svc",
+    s = unreachable_settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="svc",
                   kafka_sasl_password=SECRETS["sasl"], kafka_ssl_cafile=tls_files["cert"],
                   kafka_ssl_certfile=tls_files["cert"], kafka_ssl_keyfile=tls_files["key"])
     options = kafka_python_options(s)
@@ -153,7 +140,7 @@ def test_faust_credentials_for_each_protocol(tls_files: dict[str, str]) -> None:
     import faust
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    sasl = faust_broker_options(_settings(
+    sasl = faust_broker_options(unreachable_settings(
         kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-256",
         kafka_sasl_username="svc", kafka_sasl_password=SECRETS["sasl"]))["broker_credentials"]
     assert isinstance(sasl, faust.SASLCredentials) and SECRETS["sasl"] not in repr(sasl)
@@ -162,7 +149,7 @@ def test_faust_credentials_for_each_protocol(tls_files: dict[str, str]) -> None:
                     "sasl_plain_username": "svc", "sasl_plain_password": SECRETS["sasl"],
                     "ssl_context": None}
 
-    sasl_ssl = faust_broker_options(_settings(
+    sasl_ssl = faust_broker_options(unreachable_settings(
         kafka_security_protocol="SASL_SSL", kafka_sasl_username="svc",
         kafka_sasl_password=SECRETS["sasl"], kafka_ssl_cafile=tls_files["cert"]))
     auth = credentials_to_aiokafka_auth(sasl_ssl["broker_credentials"])
@@ -170,7 +157,7 @@ def test_faust_credentials_for_each_protocol(tls_files: dict[str, str]) -> None:
     assert isinstance(auth["ssl_context"], ssl.SSLContext)
     assert auth["ssl_context"].verify_mode == ssl.CERT_REQUIRED
 
-    tls = faust_broker_options(_settings(
+    tls = faust_broker_options(unreachable_settings(
         kafka_security_protocol="SSL", kafka_ssl_cafile=tls_files["cert"],
         kafka_ssl_certfile=tls_files["cert"], kafka_ssl_keyfile=tls_files["key"]))
     auth = credentials_to_aiokafka_auth(tls["broker_credentials"])
@@ -183,7 +170,7 @@ def test_faust_credentials_for_each_protocol(tls_files: dict[str, str]) -> None:
 
 
 def test_unreadable_or_invalid_tls_files_fail_naming_the_variable(tmp_path: Path) -> None:
-    s = _settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(tmp_path / "nope.pem"))
+    s = unreachable_settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(tmp_path / "nope.pem"))
     with pytest.raises(SecurityConfigError, match="STREAMRANK_KAFKA_SSL_CAFILE"):
         kafka_python_options(s)
     with pytest.raises(SecurityConfigError, match="STREAMRANK_KAFKA_SSL_CAFILE"):
@@ -191,24 +178,24 @@ def test_unreadable_or_invalid_tls_files_fail_naming_the_variable(tmp_path: Path
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")
     with pytest.raises(SecurityConfigError, match="PEM"):
-        kafka_ssl_context(_settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(junk)))
+        kafka_ssl_context(unreachable_settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(junk)))
     with pytest.raises(SecurityConfigError, match="STREAMRANK_REDIS_SSL_CA_CERTS"):
-        redis_options(_settings(redis_url="rediss://cache:6380/0",
+        redis_options(unreachable_settings(redis_url="rediss://cache:6380/0",
                                 redis_ssl_ca_certs=str(tmp_path / "nope.pem")))
     with pytest.raises(SecurityConfigError, match="STREAMRANK_KAFKA_SSL_CAFILE"):
         create_app(s)  # the scorer refuses to start, rather than fail at the first send
 
 
 def test_redis_password_and_tls_options(tls_files: dict[str, str]) -> None:
-    s = _settings(redis_url="rediss://cache:6380/0", redis_password=SECRETS["redis"],
+    s = unreachable_settings(redis_url="rediss://cache:6380/0", redis_password=SECRETS["redis"],
                   redis_ssl_ca_certs=tls_files["cert"])
     assert redis_options(s) == {"password": SECRETS["redis"], "ssl_ca_certs": tls_files["cert"]}
     # the URL's own password wins
-    s = _settings(redis_url="redis://:inurl@cache:6379/0", redis_password=SECRETS["redis"])
+    s = unreachable_settings(redis_url="redis://:inurl@cache:6379/0", redis_password=SECRETS["redis"])
     assert redis_options(s) == {}
     import redis
 
-    client = redis.Redis.from_url("rediss://cache:6380/0", **redis_options(_settings(
+    client = redis.Redis.from_url("rediss://cache:6380/0", **redis_options(unreachable_settings(
         redis_url="rediss://cache:6380/0", redis_password="x",
         redis_ssl_ca_certs=tls_files["cert"])))
     kwargs = client.connection_pool.connection_kwargs
@@ -230,7 +217,7 @@ async def _serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 async def test_the_scorer_logs_no_secret_even_when_everything_fails(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    s = _settings(redis_url=f"redis://app:{SECRETS['redis']}@127.0.0.1:{_closed_port()}/0",
+    s = unreachable_settings(redis_url=f"redis://app:{SECRETS['redis']}@127.0.0.1:{free_port()}/0",
                   kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="svc",
                   kafka_sasl_password=SECRETS["sasl"], admin_token=SECRETS["token"])
     async with _serve(create_app(s)) as client:
@@ -250,7 +237,7 @@ async def test_the_scorer_logs_no_secret_even_when_everything_fails(
 
 @pytest.mark.asyncio
 async def test_admin_endpoints_are_off_without_a_configured_token() -> None:
-    async with _serve(create_app(_settings())) as client:
+    async with _serve(create_app(unreachable_settings())) as client:
         r = await client.post("/admin/reload", headers={"Authorization": "Bearer anything"})
         assert r.status_code == 403
         assert r.json()["error"] == ("admin endpoints are disabled: "
@@ -264,7 +251,7 @@ async def test_admin_endpoints_are_off_without_a_configured_token() -> None:
 ])
 @pytest.mark.asyncio
 async def test_admin_reload_needs_the_bearer_token(header: str | None, status: int) -> None:
-    async with _serve(create_app(_settings(admin_token=SECRETS["token"]))) as client:
+    async with _serve(create_app(unreachable_settings(admin_token=SECRETS["token"]))) as client:
         headers = {} if header is None else {"Authorization": header}
         r = await client.post("/admin/reload", headers=headers)
         assert r.status_code == status, r.text
@@ -276,7 +263,7 @@ async def test_admin_reload_needs_the_bearer_token(header: str | None, status: i
 
 @pytest.mark.asyncio
 async def test_admin_reload_with_the_token_reaches_redis() -> None:
-    async with _serve(create_app(_settings(admin_token=SECRETS["token"]))) as client:
+    async with _serve(create_app(unreachable_settings(admin_token=SECRETS["token"]))) as client:
         for scheme in ("Bearer", "bearer"):
             r = await client.post("/admin/reload",
                                   headers={"Authorization": f"{scheme} {SECRETS['token']}"})
