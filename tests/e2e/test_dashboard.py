@@ -159,7 +159,9 @@ def test_the_dashboard_draws_live_charts_and_its_control_rolls_back(
             # the scorer follows the pointer, and the learner's new versions do not move it
             wait_for(lambda: httpx.get(f"{base}/model").json()["model_version"] == f"v{target}",
                      timeout=15, message="the scorer serving the pinned version")
-            time.sleep(2)
+            newest = int(r.zrange(f"{prefix}snapshot:versions", -1, -1)[0])
+            wait_for(lambda: int(r.zrange(f"{prefix}snapshot:versions", -1, -1)[0]) > newest,
+                     timeout=15, message="the learner publishing a newer version while pinned")
             assert int(r.get(f"{prefix}snapshot:current")) == target
             wait_for(lambda: "PINNED" in browser.find_element("id", "pin").text, timeout=10)
             browser.save_screenshot(str(ARTIFACTS / "dashboard-pinned.png"))
