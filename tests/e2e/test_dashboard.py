@@ -134,12 +134,14 @@ def test_the_dashboard_draws_live_charts_and_its_control_rolls_back(
             assert len(charts) >= 12
 
             # roll back with the page's control to a version the monitor marked good (plain
-            # versions are trimmed within seconds while the learner publishes)
+            # versions are trimmed within seconds while the learner publishes). The newest
+            # such one: the oldest good version leaves the good set (and is trimmed) when the
+            # monitor marks its next one, which can happen before the click on a slow machine.
             def older_good() -> list[int]:
                 current = int(r.get(f"{prefix}snapshot:current"))
                 return [int(v) for v in r.zrange(f"{prefix}snapshot:good", 0, -1)
                         if int(v) < current]
-            target = wait_for(older_good, timeout=60, message="a version marked good")[0]
+            target = wait_for(older_good, timeout=60, message="a version marked good")[-1]
             wait_for(lambda: browser.find_elements(
                 "css selector", f'button.serve[data-version="{target}"]'), timeout=10,
                 message="the version list")
@@ -150,7 +152,14 @@ def test_the_dashboard_draws_live_charts_and_its_control_rolls_back(
                     "data-pinned") == str(target), timeout=15, message="the page showing the pin")
             except AssertionError:
                 browser.save_screenshot(str(ARTIFACTS / "dashboard-failed.png"))
-                raise AssertionError(browser.find_element("id", "action-result").text)
+                body = browser.find_element("tag name", "body")
+                raise AssertionError(
+                    f"target v{target}; page: {browser.find_element('id', 'action-result').text!r}, "
+                    f"pinned {body.get_attribute('data-pinned')!r}, error "
+                    f"{body.get_attribute('data-error')!r}; redis: current {r.get(f'{prefix}snapshot:current')!r}, "
+                    f"pinned {r.get(f'{prefix}snapshot:pinned')!r}, kept "
+                    f"{r.zrange(f'{prefix}snapshot:versions', 0, -1)!r}, audit "
+                    f"{r.xrevrange(f'{prefix}snapshot:audit', count=3)!r}") from None
             assert int(r.get(f"{prefix}snapshot:current")) == target
             assert int(r.get(f"{prefix}snapshot:pinned")) == target
             entry = orjson.loads(r.xrevrange(f"{prefix}snapshot:audit", count=1)[0][1][b"entry"])
