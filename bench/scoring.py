@@ -1,8 +1,10 @@
 """Scorer model work in process: ranking ``n`` candidates, ours beside VW and River.
 
-Ours is ``serving.ranking.rank(model, ctx, items, explain=False)``: the shared features,
-the scoring (one gather, one row sum), the ordering, exactly what ``POST /rank`` runs
-after parsing the body. The references predict the very same candidates with the same
+Ours is ``serving.ranking.rank(model, ctx, items, explain=False, user=..., session=...,
+catalog=...)``: the shared features, the scoring (one gather, one row sum), the ordering,
+exactly what ``POST /rank`` runs after parsing the body and reading the user's and the
+session's state, with the states and the catalog the worker built from the same traffic
+(``Workload.pipeline``). The references predict the very same candidates with the same
 tokens (``bench.peers``), one call per candidate as their APIs work, then sort by score.
 All three learned the same labelled lists first. The three run interleaved in rounds, so
 a noisy neighbour slows all of them alike; each call is one latency sample (wall clock),
@@ -67,9 +69,13 @@ def run(ctx: BenchContext) -> Section:
         calls = {25: ctx.pick(3_000, 900), 100: ctx.pick(2_000, 600),
                  1000: ctx.pick(300, 90)}[n]
         cases = rank_cases(w, n, count=max(calls // rounds, 1), seed=n)
-        ours_cases = [(c, rank_items(ids, scores)) for c, ids, scores in cases]
+        p = w.pipeline
+        ours_cases = [(c, rank_items(ids, scores), p.users.get(c.user_id),
+                       p.sessions.get(c.session_id) if c.session_id else None)
+                      for c, ids, scores in cases]
         impls: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
-            "ours": (lambda case: rank(model, case[0], case[1], False), ours_cases),
+            "ours": (lambda case: rank(model, case[0], case[1], False, user=case[2],
+                                       session=case[3], catalog=p.items), ours_cases),
             "VW": (lambda case: sorted(zip(vw.predict_list(case[0], case[1]), case[1]),
                                        reverse=True), cases),
             "River": (lambda case: sorted(zip(river.predict_list(case[0], case[1]), case[1]),

@@ -7,6 +7,9 @@ upstream order and the click model answers it. From that traffic come:
   add-to-cart or purchase: the interacted item labelled 1, the other shown items 0,
   weighted by interaction type), the learners' input;
 * :func:`rank_cases`: ranking requests of ``n`` candidates for the scoring benchmarks;
+* :attr:`Workload.pipeline`: the same traffic replayed through the worker's logic
+  (``streams.pipeline.Pipeline``), so its catalog and its users' and sessions' states
+  are what the scorer reads for a request;
 * :func:`traffic_events`: the same traffic as contract events, serialised once, for the
   broker benchmarks (impressions and interactions, keyed by ``user_id``).
 
@@ -32,6 +35,8 @@ import orjson
 from learner.features import RankContext
 from ops.simulator import Simulator
 from streams.examples import INTERACTION_WEIGHTS, LabeledList
+from streams.pipeline import Pipeline
+from streams.schemas import ImpressionEvent, InteractionEvent, ItemEvent
 
 __all__ = ["Workload", "context_of", "make_workload", "rank_cases", "traffic_events"]
 
@@ -50,6 +55,9 @@ class Workload:
     lists: list[LabeledList]
     #: The request context (user, session, query) of every simulated search.
     contexts: list[RankContext]
+    #: The traffic replayed through the worker's logic: its ``items`` (the catalog),
+    #: ``users`` and ``sessions`` (their states after the last search).
+    pipeline: Pipeline
 
     @property
     def rows(self) -> int:
@@ -76,6 +84,9 @@ def make_workload(n_requests: int, seed: int = 0, n_users: int = N_USERS,
                   n_items: int = N_ITEMS, k: int = K) -> Workload:
     """Simulate ``n_requests`` searches served in the upstream order, and their outcomes."""
     sim = Simulator(n_users=n_users, n_items=n_items, seed=seed, k=k, run_id=f"b{seed}")
+    pipeline = Pipeline.in_memory(bits=12)  # its features are not used: only its state
+    for item in sim.catalog_events():
+        pipeline.on_item(ItemEvent.model_validate(item), ts=0)
     lists: list[LabeledList] = []
     contexts: list[RankContext] = []
     for _ in range(n_requests):
@@ -83,10 +94,14 @@ def make_workload(n_requests: int, seed: int = 0, n_users: int = N_USERS,
         contexts.append(RankContext(user_id=req.user_id, session_id=req.session_id,
                                     query=req.query.text))
         imp = sim.new_impression_id()
+        shown = sim.impression_event(req, req.item_ids, imp)
+        pipeline.on_impression(ImpressionEvent.model_validate(shown), ts=req.ts, source="bench")
         for event in sim.respond(req, req.item_ids, imp):
+            pipeline.on_interaction(InteractionEvent.model_validate(event), ts=event["ts"],
+                                    source="bench")
             if event["type"] in INTERACTION_WEIGHTS:
                 lists.append(_labeled(req, event, len(lists)))
-    return Workload(sim=sim, lists=lists, contexts=contexts)
+    return Workload(sim=sim, lists=lists, contexts=contexts, pipeline=pipeline)
 
 
 def rank_cases(w: Workload, n_candidates: int, count: int,

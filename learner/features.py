@@ -35,24 +35,25 @@ np.float32(1.0)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from learner.hashing import _hash_str, cross, to_index
-from learner.items import ItemCache, ItemInfo, item_info, text_match, tokenize
-from learner.state import State, exposure_keys
+from learner.items import ItemCache, ItemInfo, tokenize, unknown_item_info
+from learner.state import State
 from learner.stats import ItemStats
 
 __all__ = [
     "CROSS_FEATURES",
-    "DenseInputs",
     "FEATURE_NAMES",
-    "FeatureBlock",
     "NUMERIC_FEATURES",
+    "DenseInputs",
+    "FeatureBlock",
     "RankContext",
     "featurize",
     "normalize_query",
@@ -80,6 +81,13 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 #: The names of the columns every block has (request features add ``request:*`` ones).
 FEATURE_NAMES: tuple[str, ...] = CROSS_FEATURES + NUMERIC_FEATURES
+# each cross as its side token (None: the target alone) and its target's hash column
+_TARGET_COLUMN = {"item": 0, "category": 1, "brand": 2, "price": 3}
+_CROSS_SIDE: tuple[str | None, ...] = tuple(
+    name.partition("_x_")[0] if "_x_" in name else None for name in CROSS_FEATURES)
+_CROSS_TARGET = np.array([_TARGET_COLUMN[name.partition("_x_")[2] or name]
+                          for name in CROSS_FEATURES], dtype=np.int64)
+_CROSS_CROSSED = np.array([side is not None for side in _CROSS_SIDE])
 #: How many of the user's recent items the dense part embeds.
 DENSE_HISTORY = 10
 
@@ -142,10 +150,6 @@ class FeatureBlock:
                    names=tuple(data["names"]), dense=dense)
 
 
-def _price_hash(log_price: float | None) -> int:
-    return 0 if log_price is None else _hash_str(f"price_level={round(log_price * 2)}")
-
-
 def normalize_query(query: str) -> str:
     """Lower-case and collapse whitespace, so equal queries hash equal.
 
@@ -155,47 +159,108 @@ def normalize_query(query: str) -> str:
     return " ".join(query.lower().split())
 
 
-def _share(weights: Mapping[str, float], key: str | None, total: float) -> float:
-    if key is None or total <= 0:
-        return 0.0
-    return float(weights.get(key, 0.0)) / total
-
-
 def _top_level_total(weights: Mapping[str, float]) -> float:
     return float(sum(v for k, v in weights.items() if "/" not in k))
 
 
-def _affinities(state: State | None, infos: Sequence[ItemInfo]
-                ) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
-    """Category share, brand share, price closeness, favourite brand, favourite category."""
+def _affinities(state: State | None, infos: Sequence[ItemInfo],
+                cols: _Columns | None = None
+                ) -> tuple[npt.NDArray[np.float64], ...]:
+    """Category share, brand share, price closeness, favourite brand, favourite category.
+
+    ``cols`` are the candidates' attributes as :class:`_Columns` (made here if not given);
+    each value is computed once per distinct category, brand or price.
+    """
     n = len(infos)
     if not state:
-        zero = [0.0] * n
+        zero = np.zeros(n)
         return zero, zero, zero, zero, zero
+    c = cols if cols is not None else _Columns.of(infos)
     cats: Mapping[str, float] = state.get("category", {})
     brands: Mapping[str, float] = state.get("brand", {})
     cat_total = _top_level_total(cats)
     brand_total = float(sum(brands.values()))
+    zero = np.zeros(n)
+    cat_share = c.leaf.map(lambda key: float(cats.get(key, 0.0)) / cat_total) \
+        if cat_total > 0 else zero
+    brand_share = c.brand.map(lambda key: float(brands.get(key, 0.0)) / brand_total) \
+        if brand_total > 0 else zero
     w, s1, s2 = state.get("price", [0.0, 0.0, 0.0])
     if w > 0:
         mean = s1 / w
         sd = math.sqrt(max(s2 / w - mean * mean, 0.0) + 0.25 ** 2)  # floor: a 25% spread
+        price_fit = np.where(c.has_price, np.exp(-0.5 * ((c.log_price - mean) / sd) ** 2), 0.0)
+    else:
+        price_fit = zero
     fav_brand = max(brands, key=brands.__getitem__) if brands else None
     top_cats = [k for k in cats if "/" not in k]
     fav_cat = max(top_cats, key=cats.__getitem__) if top_cats else None
-    cat_share, brand_share, price_fit, is_fav_b, is_fav_c = [], [], [], [], []
-    for info in infos:
-        leaf = info.category_levels[-1] if info.category_levels else None
-        cat_share.append(_share(cats, leaf, cat_total))
-        brand_share.append(_share(brands, info.brand, brand_total))
-        if w > 0 and info.log_price is not None:
-            price_fit.append(math.exp(-0.5 * ((info.log_price - mean) / sd) ** 2))
-        else:
-            price_fit.append(0.0)
-        is_fav_b.append(1.0 if fav_brand is not None and info.brand == fav_brand else 0.0)
-        top = info.category_levels[0] if info.category_levels else None
-        is_fav_c.append(1.0 if fav_cat is not None and top == fav_cat else 0.0)
-    return cat_share, brand_share, price_fit, is_fav_b, is_fav_c
+    is_fav_c = np.array([t == fav_cat for t in c.tops], dtype=np.float64) \
+        if fav_cat is not None else zero
+    return cat_share, brand_share, price_fit, c.brand.equals(fav_brand), is_fav_c
+
+
+class _Codes:
+    """One attribute of the candidates as codes into its distinct values.
+
+    >>> c = _Codes(["a", None, "b", "a"])
+    >>> c.values, c.codes.tolist(), c.map(lambda v: len(v) + 1.0).tolist()
+    (['a', None, 'b'], [0, 1, 2, 0], [2.0, 0.0, 2.0, 2.0])
+    >>> c.equals("a").tolist()
+    [1.0, 0.0, 0.0, 1.0]
+    """
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, column: Sequence[Any]) -> None:
+        self.values: list[Any] = list(dict.fromkeys(column))  # distinct, in first-seen order
+        index = {v: i for i, v in enumerate(self.values)}
+        self.codes = np.fromiter(map(index.__getitem__, column), dtype=np.intp, count=len(column))
+
+    def map(self, value: Callable[[Any], float | None]) -> npt.NDArray[np.float64]:
+        """``value(v)`` for each candidate's value ``v`` (0 for ``None`` or a ``None``
+        result), computed once per distinct value."""
+        out = [value(v) if v is not None else None for v in self.values]
+        per_value = np.array([0.0 if x is None else x for x in out], dtype=np.float64)
+        return per_value[self.codes]
+
+    def equals(self, target: Any) -> npt.NDArray[np.float64]:
+        """1 where the candidate's value is ``target`` (never for ``None``), else 0."""
+        if target is None or target not in self.values:
+            return np.zeros(len(self.codes))
+        return (self.codes == self.values.index(target)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The candidates' attributes that the state features read, made once per request."""
+
+    leaf: _Codes
+    brand: _Codes
+    price: _Codes
+    tops: list[str | None]
+    item_lift_keys: list[str | None]
+    log_price: npt.NDArray[np.float64]
+    has_price: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, infos: Sequence[ItemInfo]) -> _Columns:
+        lp = np.array([x.log_price if x.log_price is not None else np.nan for x in infos],
+                      dtype=np.float64)
+        has_price = ~np.isnan(lp)
+        return cls(leaf=_Codes([x.category_levels[-1] if x.category_levels else None
+                                for x in infos]),
+                   brand=_Codes([x.brand for x in infos]),
+                   price=_Codes([x.lift_keys[3] for x in infos]),
+                   tops=[x.category_levels[0] if x.category_levels else None for x in infos],
+                   item_lift_keys=[x.lift_keys[0] for x in infos],
+                   log_price=np.where(has_price, lp, 0.0), has_price=has_price)
+
+    @property
+    def lift(self) -> tuple[tuple[_Codes, str], ...]:
+        """The codes whose values make the brand, category and price-level exposure keys
+        (:func:`learner.state.exposure_keys`), with the prefix that makes each key."""
+        return (self.brand, "b:"), (self.leaf, "c:"), (self.price, "")
 
 
 def _seen(state: State | None, item_ids: Sequence[str]) -> tuple[list[float], list[float],
@@ -221,12 +286,10 @@ def _seen(state: State | None, item_ids: Sequence[str]) -> tuple[list[float], li
 #: Prior click rate per examination, and its weight in examinations, of the lifts.
 LIFT_PRIOR_RATE = 0.25
 LIFT_PRIOR_WEIGHT = 1.0
-#: Column of each kind of ``exposure`` key (see :func:`learner.state.exposure_keys`).
-_LIFT_COLUMN = {"i": 0, "b": 1, "c": 2, "p": 3}
 
 
-def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInfo]
-           ) -> npt.NDArray[np.float64]:
+def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInfo],
+           cols: _Columns | None = None) -> npt.NDArray[np.float64]:
     """``(n, 7)`` the user's (or session's) log click-through lift on each item, its
     brand, its category and its price level: ``log(((C + k m) / (E + k)) / m)`` from the
     ``exposure`` counts (``E`` examinations, ``C`` clicks; see :mod:`learner.state`),
@@ -234,28 +297,37 @@ def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInf
     and ``E``, whose weighted sum is the log-likelihood ratio of "a favourite" against
     "an ordinary item" under a click model with a rate per examination for each, and its
     add-to-carts and purchases (which follow a click, so say how relevant it was without
-    any position bias).
+    any position bias). ``cols`` are the candidates' attributes as :class:`_Columns` (made
+    here if not given).
 
     >>> from learner.items import item_info
     >>> state = {"exposure": {"i:a": [1.0, 0.0], "i:b": [0.2, 1.0]}}
     >>> _lifts(state, ["a", "b", "c"], [item_info(i, None) for i in "abc"]).round(2).tolist()
     [[-0.69, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.43, 0.0, 0.0, 0.0, 1.0, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
     """
-    out = np.zeros((len(item_ids), 7), dtype=np.float64)
+    n = len(item_ids)
+    out = np.zeros((n, 7), dtype=np.float64)
     exposure = (state or {}).get("exposure")
     if not exposure:
         return out
+    c = cols if cols is not None else _Columns.of(infos)
+    get, log = exposure.get, math.log
     m, k = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT
-    for row, (item_id, info) in enumerate(zip(item_ids, infos)):
-        attrs = {"category": info.category, "brand": info.brand, "price": info.price}
-        for key in exposure_keys(item_id, attrs):
-            entry = exposure.get(key)
-            if entry is None:
-                continue
-            out[row, _LIFT_COLUMN[key[0]]] = math.log((entry[1] + k * m) / (entry[0] + k) / m)
-            if key[0] == "i":  # the item's own counts
-                out[row, 4:6] = entry[1], entry[0]
-                out[row, 6] = entry[2] if len(entry) > 2 else 0.0
+
+    # brand, category and price level: few distinct keys per list, one lift per key
+    for col, (codes, prefix) in zip((1, 2, 3), c.lift):
+        def lift(value: str, prefix: str = prefix) -> float | None:
+            e = get(prefix + value)
+            return None if e is None else log((e[1] + k * m) / (e[0] + k) / m)
+        out[:, col] = codes.map(lift)
+    # the items themselves: most candidates have no entry
+    for row, key in enumerate(c.item_lift_keys):
+        e = get(key) if key is not None else None
+        if e is not None:
+            out[row, 0] = log((e[1] + k * m) / (e[0] + k) / m)
+            out[row, 4] = e[1]
+            out[row, 5] = e[0]
+            out[row, 6] = e[2] if len(e) > 2 else 0.0
     return out
 
 
@@ -279,59 +351,56 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
               items: ItemCache | None = None, stats: ItemStats | None = None) -> FeatureBlock:
     """Features of each candidate in ``item_ids`` for the request ``ctx``."""
     n = len(item_ids)
-    infos = items.infos(item_ids) if items is not None else [item_info(i, None) for i in item_ids]
-    h_item = np.fromiter((x.item_hash for x in infos), dtype=np.uint64, count=n)
-    h_cat = np.fromiter((x.category_hash for x in infos), dtype=np.uint64, count=n)
-    h_brand = np.fromiter((x.brand_hash for x in infos), dtype=np.uint64, count=n)
-    has_cat = (h_cat != 0).astype(np.float32)
-    has_brand = (h_brand != 0).astype(np.float32)
+    infos = (items.infos(item_ids) if items is not None
+             else [unknown_item_info(i) for i in item_ids])
+    # the candidates' hashes: item, category, brand, price level (half a natural-log unit
+    # per bucket, about x1.65 in price); 0 where unknown
+    hashes = np.array([(x.item_hash, x.category_hash, x.brand_hash, x.price_hash)
+                       for x in infos], dtype=np.uint64).reshape(n, 4)
+    h_item, h_cat, h_brand = hashes[:, 0], hashes[:, 1], hashes[:, 2]
     query = normalize_query(ctx.query) if ctx.query else None
+    tokens = {"user": ctx.user_id, "session": ctx.session_id, "query": query}
+    # every cross in one vectorized pass: column j crosses side token j with target j
+    side_hash = np.array([_hash_str(f"{side}={tokens[side]}")
+                          if side is not None and tokens[side] is not None else 0
+                          for side in _CROSS_SIDE], dtype=np.uint64)
+    target = hashes[:, _CROSS_TARGET]
+    cross_idx = to_index(np.where(_CROSS_CROSSED, cross(side_hash, target), target), bits)
+    present = (hashes != 0).astype(np.float32)
+    present[:, 0] = 1.0
+    cross_val = present[:, _CROSS_TARGET]
+    absent = np.array([side is not None and tokens[side] is None for side in _CROSS_SIDE])
+    if absent.any():
+        cross_idx[:, absent] = 0
+        cross_val[:, absent] = 0.0
+    names: list[str] = list(CROSS_FEATURES)
 
-    sides = {"user": ctx.user_id, "session": ctx.session_id, "query": query}
-    # price level: half a natural-log unit per bucket (about x1.65 in price)
-    h_price = np.fromiter((_price_hash(x.log_price) for x in infos), dtype=np.uint64, count=n)
-    targets = {"item": (h_item, np.ones(n, dtype=np.float32)), "category": (h_cat, has_cat),
-               "brand": (h_brand, has_brand),
-               "price": (h_price, (h_price != 0).astype(np.float32))}
-    names: list[str] = []
-    cols_idx: list[npt.NDArray[np.int64]] = []
-    cols_val: list[npt.NDArray[np.float32]] = []
-    for name in CROSS_FEATURES:
-        side, _, target = name.partition("_x_")
-        h, present = targets[target or side]
-        if target:
-            token = sides[side]
-            if token is None:
-                idx, val = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float32)
-            else:
-                s = np.full(n, _hash_str(f"{side}={token}"), dtype=np.uint64)
-                idx, val = to_index(cross(s, h), bits), present
-        else:
-            idx, val = to_index(h, bits), present
-        names.append(name)
-        cols_idx.append(idx)
-        cols_val.append(val)
-
-    u_cat, u_brand, u_price, fav_b, fav_c = _affinities(user, infos)
-    s_cat, s_brand, _, _, _ = _affinities(session, infos)
+    cols = _Columns.of(infos)
+    u_cat, u_brand, u_price, fav_b, fav_c = _affinities(user, infos, cols)
+    s_cat, s_brand, _, _, _ = _affinities(session, infos, cols)
     s_viewed, s_engaged, _ = _seen(session, item_ids)
     u_viewed, u_engaged, u_bought = _seen(user, item_ids)
-    u_lift, s_lift = _lifts(user, item_ids, infos), _lifts(session, item_ids, infos)
+    u_lift, s_lift = _lifts(user, item_ids, infos, cols), _lifts(session, item_ids, infos, cols)
     if stats is not None:
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
         popularity, ctr = np.zeros(n), np.zeros(n)
+    # text_match, vectorized: the share of the query's words each item's text has
     q_tokens = tokenize(query)
-    match = [text_match(q_tokens, x.tokens) for x in infos]
+    match = np.zeros(n)
+    for token in q_tokens:
+        match += np.fromiter((token in x.tokens for x in infos), dtype=np.float64, count=n)
+    if q_tokens:
+        match /= len(q_tokens)
     if base_scores is not None and any(b is not None for b in base_scores):
         bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
         bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
         base_z, upstream = _zscore(bs), _rank_score(bs)
     else:  # the order as sent is the upstream order
         base_z, upstream = np.zeros(n), _rank_score(-np.arange(n, dtype=np.float64))
-    lp = np.array([x.log_price if x.log_price is not None else np.nan for x in infos])
-    known = ~np.isnan(lp)
-    rel_price = np.where(known, lp - (np.nanmean(lp) if known.any() else 0.0), 0.0)
+    known = cols.has_price
+    rel_price = np.where(known, cols.log_price - (cols.log_price[known].mean() if known.any()
+                                                  else 0.0), 0.0)
 
     numeric = {
         "user_category_affinity": u_cat, "user_brand_affinity": u_brand,
@@ -357,16 +426,23 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
             filled = np.where(have, raw, np.nanmedian(raw) if have.any() else 0.0)
             numeric[f"request:{key}"] = np.sign(filled) * np.log1p(np.abs(filled))
             numeric[f"request_rank:{key}"] = np.where(have, _rank_score(filled), 0.0)
-    for name, values in numeric.items():
-        names.append(name)
-        cols_idx.append(np.full(n, to_index(np.array([_hash_str(f"num={name}")],
-                                                     dtype=np.uint64), bits)[0]))
-        cols_val.append(np.clip(np.asarray(values, dtype=np.float32), -10.0, 10.0))
+    names.extend(numeric)
+    num_idx = np.broadcast_to(_numeric_index(tuple(numeric), bits), (n, len(numeric)))
+    num_val = np.clip(np.array(list(numeric.values()), dtype=np.float32).reshape(
+        len(numeric), n).T, -10.0, 10.0)
 
     history = [r[1] for r in (user or {}).get("recent", [])][-DENSE_HISTORY:]
     dense = DenseInputs(
         user=_hash_str(f"user={ctx.user_id}"),
         history=np.fromiter((_hash_str(f"item={i}") for i in history), dtype=np.uint64),
         items=h_item, categories=h_cat, brands=h_brand)
-    return FeatureBlock(index=np.stack(cols_idx, axis=1), value=np.stack(cols_val, axis=1),
+    return FeatureBlock(index=np.concatenate([cross_idx, num_idx], axis=1),
+                        value=np.concatenate([cross_val, num_val], axis=1),
                         names=tuple(names), dense=dense)
+
+
+@lru_cache(maxsize=256)
+def _numeric_index(names: tuple[str, ...], bits: int) -> npt.NDArray[np.int64]:
+    """``(len(names),)`` the hashed index of each numeric feature (one weight each)."""
+    h = np.array([_hash_str(f"num={name}") for name in names], dtype=np.uint64)
+    return to_index(h, bits)

@@ -22,12 +22,13 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from learner.hashing import _hash_str
-from learner.state import category_levels
+from learner.state import category_levels, exposure_keys
 
-__all__ = ["ItemCache", "ItemInfo", "item_info", "text_match", "tokenize"]
+__all__ = ["ItemCache", "ItemInfo", "item_info", "text_match", "tokenize", "unknown_item_info"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -76,6 +77,12 @@ class ItemInfo:
     log_price: float | None
     price: float | None
     tokens: frozenset[str]
+    #: Hash of the item's price level (half a natural-log unit), 0 without a price.
+    price_hash: int = 0
+    #: The ``exposure`` keys the item counts toward, one per kind, ``None`` where the
+    #: item has no such attribute: itself, its brand, its leaf category, its price level
+    #: (:func:`learner.state.exposure_keys`).
+    lift_keys: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None)
 
     @property
     def known(self) -> bool:
@@ -91,18 +98,41 @@ def item_info(item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
     price = item.get("price")
     text = " ".join(str(x) for x in [item.get("title") or "", category or "", brand or "",
                                      *(item.get("tags") or [])])
+    known_price = isinstance(price, (int, float)) and price > 0
+    log_price = math.log(price) if known_price else None
+    levels = tuple(category_levels(category))
     return ItemInfo(
         item_id=item_id,
         item_hash=_hash_str(f"item={item_id}"),
         category=category,
-        category_levels=tuple(category_levels(category)),
+        category_levels=levels,
         category_hash=_hash_str(f"category={category}") if category else 0,
         brand=brand,
         brand_hash=_hash_str(f"brand={brand}") if brand else 0,
-        log_price=math.log(price) if isinstance(price, (int, float)) and price > 0 else None,
-        price=float(price) if isinstance(price, (int, float)) and price > 0 else None,
+        log_price=log_price,
+        price=float(price) if known_price else None,
         tokens=tokenize(text),
+        price_hash=0 if log_price is None else _hash_str(f"price_level={round(log_price * 2)}"),
+        lift_keys=_lift_keys(item_id, brand, levels, float(price) if known_price else None),
     )
+
+
+def _lift_keys(item_id: str, brand: str | None, levels: tuple[str, ...], price: float | None
+               ) -> tuple[str | None, str | None, str | None, str | None]:
+    """:func:`learner.state.exposure_keys` of an item, one slot per kind."""
+    slots: dict[str, str] = {k[0]: k for k in exposure_keys(
+        item_id, {"brand": brand, "category": levels[-1] if levels else None, "price": price})}
+    return slots.get("i"), slots.get("b"), slots.get("c"), slots.get("p")
+
+
+@lru_cache(maxsize=1 << 16)
+def unknown_item_info(item_id: str) -> ItemInfo:
+    """The info of an item the catalog does not know (cached: it depends on the id only).
+
+    >>> unknown_item_info("sku-9") is unknown_item_info("sku-9"), unknown_item_info("sku-9").known
+    (True, False)
+    """
+    return item_info(item_id, None)
 
 
 class ItemCache:
@@ -119,7 +149,7 @@ class ItemCache:
         """Store (or, with ``None``, forget) an item; return its info."""
         if item is None:
             self._items.pop(item_id, None)
-            return item_info(item_id, None)
+            return unknown_item_info(item_id)
         info = item_info(item_id, item)
         self._items[item_id] = info
         self._items.move_to_end(item_id)
@@ -143,7 +173,7 @@ class ItemCache:
     def infos(self, item_ids: Iterable[str]) -> list[ItemInfo]:
         """Infos of ``item_ids``, unknown items as empty infos."""
         get = self._items.get if self.fallback is None else self.get
-        return [get(i) or item_info(i, None) for i in item_ids]
+        return [get(i) or unknown_item_info(i) for i in item_ids]
 
     def __len__(self) -> int:
         return len(self._items)
