@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "user_item_lift", "user_brand_lift", "user_category_lift", "user_price_lift",
     "user_item_clicks", "user_item_examined", "user_item_carts",
     "session_item_lift", "session_brand_lift", "session_category_lift",
+    "user_taste_match", "session_taste_match",
     "item_popularity", "item_ctr", "text_match",
     "base_score_z", "upstream_rank", "relative_price",
 )
@@ -242,6 +243,18 @@ class _Columns:
     item_lift_keys: list[str | None]
     log_price: npt.NDArray[np.float64]
     has_price: npt.NDArray[np.bool_]
+    infos: Sequence[ItemInfo]
+
+    @cached_property
+    def vectors(self) -> npt.NDArray[np.float64] | None:
+        """``(n, d)`` the candidates' item vectors (zeros where an item has none, or one
+        of another length than the first); ``None`` when no candidate has one."""
+        first = next((x.vector for x in self.infos if x.vector is not None), None)
+        if first is None:
+            return None
+        zero = (0.0,) * len(first)
+        return np.array([x.vector if x.vector is not None and len(x.vector) == len(first)
+                         else zero for x in self.infos], dtype=np.float64)
 
     @classmethod
     def of(cls, infos: Sequence[ItemInfo]) -> _Columns:
@@ -254,7 +267,7 @@ class _Columns:
                    price=_Codes([x.lift_keys[3] for x in infos]),
                    tops=[x.category_levels[0] if x.category_levels else None for x in infos],
                    item_lift_keys=[x.lift_keys[0] for x in infos],
-                   log_price=np.where(has_price, lp, 0.0), has_price=has_price)
+                   log_price=np.where(has_price, lp, 0.0), has_price=has_price, infos=infos)
 
     @property
     def lift(self) -> tuple[tuple[_Codes, str], ...]:
@@ -331,6 +344,28 @@ def _lifts(state: State | None, item_ids: Sequence[str], infos: Sequence[ItemInf
     return out
 
 
+#: Weight (in clicks) of the prior at the origin that shrinks a short history's taste.
+TASTE_PRIOR_WEIGHT = 1.0
+
+
+def _taste_match(state: State | None, cols: _Columns) -> npt.NDArray[np.float64]:
+    """``(n,)`` how well each candidate's item vector matches the state's taste: the dot
+    product with the state's mean interacted vector, shrunk toward 0 by a prior of
+    :data:`TASTE_PRIOR_WEIGHT` clicks (0 without a taste or item vectors).
+
+    >>> from learner.items import item_info
+    >>> infos = [item_info("a", {"embedding": [1.0, 0.0]}), item_info("b", {"embedding": [0.0, 1.0]}),
+    ...          item_info("c", None)]
+    >>> _taste_match({"taste": [3.0, 3.0, 0.0]}, _Columns.of(infos)).tolist()
+    [0.75, 0.0, 0.0]
+    """
+    taste = (state or {}).get("taste")
+    vectors = cols.vectors if taste else None
+    if vectors is None or len(taste) != vectors.shape[1] + 1 or taste[0] <= 0:
+        return np.zeros(len(cols.infos))
+    return vectors @ (np.asarray(taste[1:], dtype=np.float64) / (taste[0] + TASTE_PRIOR_WEIGHT))
+
+
 def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     sd = x.std()
     return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
@@ -381,6 +416,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     s_viewed, s_engaged, _ = _seen(session, item_ids)
     u_viewed, u_engaged, u_bought = _seen(user, item_ids)
     u_lift, s_lift = _lifts(user, item_ids, infos, cols), _lifts(session, item_ids, infos, cols)
+    u_taste, s_taste = _taste_match(user, cols), _taste_match(session, cols)
     if stats is not None:
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
@@ -415,6 +451,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         "user_item_carts": u_lift[:, 6],
         "session_item_lift": s_lift[:, 0], "session_brand_lift": s_lift[:, 1],
         "session_category_lift": s_lift[:, 2],
+        "user_taste_match": u_taste, "session_taste_match": s_taste,
         "item_popularity": popularity, "item_ctr": ctr, "text_match": match,
         "base_score_z": base_z, "upstream_rank": upstream, "relative_price": rel_price,
     }
@@ -431,14 +468,37 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     num_val = np.clip(np.array(list(numeric.values()), dtype=np.float32).reshape(
         len(numeric), n).T, -10.0, 10.0)
 
+    vec_idx, vec_val = _vector_crosses(ctx, cols, bits)
+    names.extend(f"user_x_vector:{k}" for k in range(vec_idx.shape[1]))
+
     history = [r[1] for r in (user or {}).get("recent", [])][-DENSE_HISTORY:]
     dense = DenseInputs(
         user=_hash_str(f"user={ctx.user_id}"),
         history=np.fromiter((_hash_str(f"item={i}") for i in history), dtype=np.uint64),
         items=h_item, categories=h_cat, brands=h_brand)
-    return FeatureBlock(index=np.concatenate([cross_idx, num_idx], axis=1),
-                        value=np.concatenate([cross_val, num_val], axis=1),
+    return FeatureBlock(index=np.concatenate([cross_idx, num_idx, vec_idx], axis=1),
+                        value=np.concatenate([cross_val, num_val, vec_val], axis=1),
                         names=tuple(names), dense=dense)
+
+
+def _vector_crosses(ctx: RankContext, cols: _Columns, bits: int
+                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The user crossed with each dimension of the item vectors: ``(n, d)`` indices and
+    values (the vectors' components), so the sparse part learns one weight per user and
+    dimension, a per-user linear taste in the embedding space; ``(n, 0)`` without vectors.
+    """
+    vectors = cols.vectors
+    n = len(cols.infos)
+    if vectors is None:
+        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+    user = np.full(1, _hash_str(f"user={ctx.user_id}"), dtype=np.uint64)
+    idx = to_index(cross(user, _vector_hashes(vectors.shape[1])), bits)
+    return np.broadcast_to(idx, (n, len(idx))), vectors.astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _vector_hashes(dim: int) -> npt.NDArray[np.uint64]:
+    return np.array([_hash_str(f"vector={k}") for k in range(dim)], dtype=np.uint64)
 
 
 @lru_cache(maxsize=256)

@@ -20,15 +20,19 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from learner.hashing import _hash_str
 from learner.state import category_levels, exposure_keys
 
-__all__ = ["ItemCache", "ItemInfo", "item_info", "text_match", "tokenize", "unknown_item_info"]
+__all__ = ["VECTOR_DIM", "ItemCache", "ItemInfo", "item_info", "item_vector", "text_match",
+           "tokenize", "unknown_item_info"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -83,6 +87,9 @@ class ItemInfo:
     #: item has no such attribute: itself, its brand, its leaf category, its price level
     #: (:func:`learner.state.exposure_keys`).
     lift_keys: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None)
+    #: The catalog's ``embedding`` as a unit vector of at most :data:`VECTOR_DIM`
+    #: dimensions (see :func:`item_vector`), ``None`` without one.
+    vector: tuple[float, ...] | None = None
 
     @property
     def known(self) -> bool:
@@ -114,7 +121,40 @@ def item_info(item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
         tokens=tokenize(text),
         price_hash=0 if log_price is None else _hash_str(f"price_level={round(log_price * 2)}"),
         lift_keys=_lift_keys(item_id, brand, levels, float(price) if known_price else None),
+        vector=item_vector(item.get("embedding")),
     )
+
+
+#: Dimensions an item vector keeps: longer embeddings are projected down to this many.
+VECTOR_DIM = 32
+
+
+def item_vector(embedding: Sequence[float] | None) -> tuple[float, ...] | None:
+    """The item's ``embedding`` as a unit vector of at most :data:`VECTOR_DIM` dimensions.
+
+    A longer one is multiplied by a fixed Gaussian random matrix (seeded by its length,
+    the same in every process; Johnson-Lindenstrauss keeps its angles approximately).
+    ``None`` for a missing, empty, zero or non-finite vector.
+
+    >>> item_vector([3.0, 4.0])
+    (0.6, 0.8)
+    >>> len(item_vector([1.0] * 100)), item_vector([0.0, 0.0]), item_vector(None)
+    (32, None, None)
+    """
+    if not embedding:
+        return None
+    v = np.asarray(embedding, dtype=np.float64)
+    if v.ndim != 1 or not np.isfinite(v).all():
+        return None
+    if len(v) > VECTOR_DIM:
+        v = _projection(len(v)) @ v
+    norm = float(np.sqrt(v @ v))
+    return tuple((v / norm).tolist()) if norm > 0 else None
+
+
+@lru_cache(maxsize=8)
+def _projection(dim: int) -> npt.NDArray[np.float64]:
+    return np.random.default_rng([20261130, dim]).normal(size=(VECTOR_DIM, dim))
 
 
 def _lift_keys(item_id: str, brand: str | None, levels: tuple[str, ...], price: float | None

@@ -8,8 +8,13 @@ and in an offline replay alike::
      "category": {"shoes": 1.7, "shoes/running": 1.7},    # decayed engagement weight
      "brand": {"acme": 1.7},
      "price": [w, w * log price, w * log price ** 2],      # decayed moments
-     "exposure": {"i:sku-1": [0.83, 1.0, 1.0], "b:acme": [1.5, 1.0], ...}}
+     "exposure": {"i:sku-1": [0.83, 1.0, 1.0], "b:acme": [1.5, 1.0], ...},
      # [examined, clicked] and, for an item, its add-to-carts and purchases after those
+     "taste": [w, w * v_1, ..., w * v_d]}    # decayed sum of interacted item vectors
+
+``taste`` sums the unit vectors (``learner.items.item_vector``) of the items interacted
+with, each weighted by its interaction's strength; divided by its weight it is where in
+the catalog's embedding space the user's (or the session's) interest lies.
 
 Every weight decays with a half-life of event time, so old tastes fade; each
 interaction adds its type's weight (a view counts less than a purchase).
@@ -112,6 +117,8 @@ def _decayed(state: State | None, ts: int, half_life_ms: float) -> State:
     s["brand"] = _decay(s.get("brand", {}), factor)
     s["price"] = [v * factor for v in s.get("price", [0.0, 0.0, 0.0])]
     s["exposure"] = _decayed_exposure(s.get("exposure", {}), factor)
+    if "taste" in s:
+        s["taste"] = [v * factor for v in s["taste"]]
     s["ts"] = max(ts, int(s.get("ts", ts)))
     return s
 
@@ -177,6 +184,13 @@ def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str
         if p is not None and p > 0:
             lp = math.log(p)
             price = [price[0] + strength, price[1] + strength * lp, price[2] + strength * lp * lp]
+        vector = item.get("vector")
+        if vector:
+            taste = s.get("taste")
+            if not taste or len(taste) != len(vector) + 1:  # none yet, or a new dimension
+                taste = [0.0] * (len(vector) + 1)
+            s["taste"] = [taste[0] + strength,
+                          *(t + strength * v for t, v in zip(taste[1:], vector))]
     if kind == "click":
         for key in exposure_keys(item_id, item):
             entry = exposure.setdefault(key, [0.0, 0.0])

@@ -143,10 +143,10 @@ class Pipeline:
         return fx
 
     def _attrs(self, item_id: str) -> dict[str, Any] | None:
-        """What the state keeps of an item: its category, brand and price."""
+        """What the state keeps of an item: its category, brand, price and vector."""
         info = self.items.get(item_id)
         return None if info is None else {"category": info.category, "brand": info.brand,
-                                          "price": info.price}
+                                          "price": info.price, "vector": info.vector}
 
     def on_interaction(self, ev: InteractionEvent, ts: int, source: str) -> Effects:
         """Update the user's and session's state; join a click, cart or purchase."""

@@ -172,6 +172,12 @@ class Simulator:
         Share of the intent's variance redrawn at each request of a session.
     interarrival_ms
         Mean simulated time between requests.
+    embedding_dim, embedding_noise
+        Each item event carries an ``embedding`` (the contract's precomputed vector, as an
+        image or text model would give): a fixed random linear map of the item's hidden
+        taste vector to ``embedding_dim`` dimensions, plus Gaussian noise of relative
+        standard deviation ``embedding_noise``, so it tells something, not everything,
+        about whom the item appeals to. ``embedding_dim=0`` sends none.
     run_id
         Part of session and impression ids; pass a fresh one (``uuid4().hex[:8]``) when
         several runs share one deployment. Defaults to ``r<seed>``.
@@ -188,6 +194,7 @@ class Simulator:
                  same_category: float = 0.7, eta: float = 1.0,
                  max_clicks: int = 3, interarrival_ms: float = 2000.0,
                  intent_scale: float = 0.0, intent_drift: float = 0.3,
+                 embedding_dim: int = 16, embedding_noise: float = 0.5,
                  run_id: str | None = None, clock: Callable[[], int] | None = None) -> None:
         if session_length < 1:
             raise ValueError(f"session_length must be at least 1, got {session_length}")
@@ -222,6 +229,8 @@ class Simulator:
         # which open session the next request continues (only drawn when there are several)
         self._session_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self._item_index = {item_id: i for i, item_id in enumerate(self.catalog.item_ids)}
+        self.embeddings = _embeddings(self.population.item_taste, embedding_dim,
+                                      embedding_noise, np.random.SeedSequence([seed, 2]))
         self._now_ms = float(START_MS)
         self._requests = 0
         self._sessions = 0
@@ -235,7 +244,11 @@ class Simulator:
 
     def catalog_events(self) -> list[dict[str, Any]]:
         """The whole catalog as contract ItemEvent dicts (send them before any traffic)."""
-        return list(self.catalog.item_events(ts=self._ts()))
+        events = list(self.catalog.item_events(ts=self._ts()))
+        if self.embeddings is not None:
+            for ev, vector in zip(events, self.embeddings.tolist()):
+                ev["embedding"] = vector
+        return events
 
     def new_impression_id(self) -> str:
         """A fresh impression id, ``imp-<run_id>-<n>``."""
@@ -502,3 +515,15 @@ def run_traffic(sim: Simulator, rank_fn: RankFn, producer: EventSink, n_requests
         if on_progress is not None and (n % progress_every == 0 or n == n_requests):
             on_progress(stats)
     return stats
+
+
+def _embeddings(taste: npt.NDArray[np.float64], dim: int, noise: float,
+                seed: np.random.SeedSequence) -> npt.NDArray[np.float64] | None:
+    """``(n_items, dim)`` item vectors: a fixed random map of the hidden taste vectors plus
+    noise (relative std ``noise``), rounded to 4 decimals; ``None`` for ``dim=0``."""
+    if dim <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    mapped = taste @ rng.normal(size=(taste.shape[1], dim)) / np.sqrt(taste.shape[1])
+    mapped += noise * rng.normal(size=mapped.shape)
+    return np.round(mapped, 4)
