@@ -44,9 +44,11 @@ SIM_COLUMNS = ("mrr", "ndcg_at_10", "ips_mrr", "ips_ndcg_at_10", "auc", "log_los
                "true_ndcg_at_10", "oracle_share", "seconds")
 
 
-def _replay_options(p: argparse.ArgumentParser, every: int) -> None:
-    p.add_argument("--models", default=",".join(MODELS),
-                   help=f"comma-separated models to compare (default: all: {','.join(MODELS)})")
+def _replay_options(p: argparse.ArgumentParser, every: int, truth: bool = True) -> None:
+    models = MODELS if truth else tuple(m for m in MODELS if m != "oracle")
+    p.add_argument("--models", default=",".join(models),
+                   help=f"comma-separated models to compare (default: all: {','.join(models)}"
+                        + ("; oracle ranks by the simulator's true relevance)" if truth else ")"))
     p.add_argument("--every", type=int, default=every, metavar="N",
                    help=f"served lists per reporting window (default: {every})")
     p.add_argument("--batch", type=int, default=16, metavar="N",
@@ -89,6 +91,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="probability of swapping two neighbours in the top 10 of a served "
                           "list, logged as item propensities (default: 0, the upstream "
                           "order only)")
+    sim.add_argument("--shuffle-top", type=int, default=0, metavar="K",
+                     help="serve the first K candidates of every list in a uniformly random "
+                          "order, logged as propensities 1/K, so that plain click metrics "
+                          "on the log are free of position bias (default: 0, off)")
 
     rp = sub.add_parser("run", help="replay a log through the models and report")
     rp.add_argument("log", type=Path, help="a JSON-lines event log")
@@ -124,7 +130,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     obd.add_argument("--out", type=Path, default=None, metavar="FILE",
                      help="keep the converted log in FILE (default: a temporary file)")
     obd.add_argument("--seed", type=int, default=0, help="seed of the candidates' order")
-    _replay_options(obd, every=2500)
+    _replay_options(obd, every=2500, truth=False)
     return parser
 
 
@@ -140,7 +146,8 @@ def _simulate(args: argparse.Namespace) -> int:
                     intent_scale=args.intent, intent_drift=args.intent_drift)
     t0 = time.perf_counter()
     with EventLogWriter(args.out) as sink:
-        counts = simulate_log(sim, sink, args.requests, explore=args.explore, seed=args.seed,
+        counts = simulate_log(sim, sink, args.requests, explore=args.explore,
+                              shuffle_top=args.shuffle_top, seed=args.seed,
                               on_progress=lambda n: _log(f"{n} requests"),
                               progress_every=max(1, args.requests // 10))
     _log(f"wrote {args.out}: {counts} in {time.perf_counter() - t0:.1f}s")

@@ -3,8 +3,8 @@ Wabbit.
 
 Each candidate of a list becomes one example built from the list's
 :class:`~learner.features.FeatureBlock`, one token per column: a hashed cross column
-(:data:`~learner.features.CROSS_FEATURES`) is the token ``"name=index"`` with its value
-(1 when both sides are known, else left out), a numeric column is ``"name"`` with its
+(:data:`~learner.features.CROSS_FEATURES`, and the ``user_x_vector:k`` columns) is the token
+``"name=index"`` with its value (left out when 0), a numeric column is ``"name"`` with its
 value. A labelled record teaches every shown item, label 1 for the engaged one and 0 for
 the others, weighted by the interaction (click 1, cart 2, purchase 3); ``shown`` records
 teach nothing. A list's choice probabilities are the predicted click probabilities
@@ -53,7 +53,7 @@ VW_ARGS = "--loss_function logistic --link logistic -l 0.1"
 
 def tokens(block: FeatureBlock) -> list[dict[str, float]]:
     """One ``{token: value}`` per candidate (zero values left out)."""
-    kinds = [name in _CROSS for name in block.names]
+    kinds = [name in _CROSS or "_x_" in name for name in block.names]  # user_x_vector:k too
     out: list[dict[str, float]] = []
     for idx_row, val_row in zip(block.index.tolist(), block.value.tolist()):
         x: dict[str, float] = {}

@@ -42,6 +42,7 @@ from streams.examples import LabeledList
 
 __all__ = [
     "MODELS",
+    "OracleRanker",
     "PopularityRanker",
     "Ranker",
     "TrainerRanker",
@@ -163,7 +164,37 @@ class TrainerRanker:
 
 #: Model names the replay knows, in the order tables list them.
 MODELS: tuple[str, ...] = ("full", "no-position-bias", "sparse-only", "upstream", "popularity",
-                           "river", "vw")
+                           "river", "vw", "oracle")
+
+
+class OracleRanker:
+    """Orders a list by its true relevance, where the log knows it (a simulated log): the
+    reference every metric's best achievable value is read against. Learns nothing.
+
+    >>> scores, probs = OracleRanker().score_truth(np.array([0.1, 0.3]), 2)
+    >>> model_order(scores).tolist(), probs.round(2).tolist()
+    ([1, 0], [0.25, 0.75])
+    >>> OracleRanker().score_truth(None, 2)[0].tolist()   # no truth: the served order
+    [0.0, 0.0]
+    """
+
+    name = "oracle"
+
+    def score_truth(self, relevance: F64 | None, n: int) -> tuple[F64, F64]:
+        """``(scores, probs)`` from the list's true relevance (``None``: all equal)."""
+        if relevance is None:
+            return np.zeros(n), np.full(n, 1.0 / n)
+        rel = np.asarray(relevance, dtype=np.float64)
+        total = rel.sum()
+        return rel.copy(), rel / total if total > 0 else np.full(n, 1.0 / n)
+
+    def score_many(self, item_ids: Sequence[str], block: FeatureBlock) -> tuple[F64, F64]:
+        """Without the truth: every item equal (the served order)."""
+        return self.score_truth(None, len(item_ids))
+
+    def learn_many(self, records: Sequence[LabeledList],
+                   blocks: Sequence[FeatureBlock | None]) -> None:
+        """Nothing to learn."""
 
 
 def make_ranker(name: str, bits: int = 20) -> Ranker:
@@ -176,6 +207,8 @@ def make_ranker(name: str, bits: int = 20) -> Ranker:
         return TrainerRanker(name, Trainer(bits=bits, position_bias=True, dense=False))
     if name == "upstream":
         return UpstreamRanker()
+    if name == "oracle":
+        return OracleRanker()
     if name == "popularity":
         return PopularityRanker()
     if name == "river":

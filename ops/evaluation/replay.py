@@ -50,7 +50,7 @@ import orjson
 from learner.features import FeatureBlock
 from learner.trainer import Trainer
 from ops.evaluation.metrics import MetricTotals, list_metrics, true_ndcg
-from ops.evaluation.rankers import Ranker, TrainerRanker, make_ranker
+from ops.evaluation.rankers import OracleRanker, Ranker, TrainerRanker, make_ranker
 from ops.simulator.eventlog import LogLine
 from streams.examples import LabeledList
 from streams.pipeline import Pipeline
@@ -77,6 +77,8 @@ class _Served:
     examination: F64 | None = None
     #: Features, while the list waits to be scored.
     block: FeatureBlock | None = None
+    #: ``(n,)`` true relevance, on a simulated log (what the ``oracle`` ranks by).
+    relevance: F64 | None = None
 
 
 class Replay:
@@ -197,6 +199,7 @@ class Replay:
         elif self.examination is not None:
             served.examination = self.examination(np.asarray(compact["positions"]))
         served.block = block
+        served.relevance = relevance
         if relevance is not None:
             self._score(served)
             for r in self.rankers:
@@ -214,7 +217,10 @@ class Replay:
             return
         for r in self.rankers:
             t0 = time.perf_counter()
-            scores, probs = r.score_many(served.item_ids, served.block)
+            if isinstance(r, OracleRanker):
+                scores, probs = r.score_truth(served.relevance, len(served.item_ids))
+            else:
+                scores, probs = r.score_many(served.item_ids, served.block)
             self.seconds[r.name]["score"] += time.perf_counter() - t0
             served.scores[r.name], served.probs[r.name] = scores, probs
         served.block = None

@@ -161,7 +161,8 @@ def swap_propensities(n: int, explore: float, depth: int = 10) -> tuple[np.ndarr
 
 
 def simulate_log(sim: Simulator, sink: EventLogWriter, n_requests: int, *,
-                 explore: float = 0.0, explore_depth: int = 10, seed: int = 0,
+                 explore: float = 0.0, explore_depth: int = 10, shuffle_top: int = 0,
+                 seed: int = 0,
                  on_progress: Callable[[int], None] | None = None,
                  progress_every: int = 1000) -> dict[str, int]:
     """Write the catalog, then ``n_requests`` searches served by the logging policy with
@@ -178,6 +179,13 @@ def simulate_log(sim: Simulator, sink: EventLogWriter, n_requests: int, *,
     explore
         Probability of swapping two neighbours among the first ``explore_depth``
         positions; then every item logs its ``propensity``.
+    shuffle_top
+        Serve the first ``shuffle_top`` candidates of every list in a uniformly random
+        order (the RandTop-k intervention): each lands at its position with propensity
+        ``1 / shuffle_top``, logged; the items below keep theirs (propensity 1). Clicks
+        on such a log are not tied to the upstream order, so plain click metrics on it
+        rank models by relevance, not by how well they copy the position bias. Not
+        combined with ``explore``.
     seed
         Seed of the exploration draws (separate from the simulator's streams).
     on_progress
@@ -190,6 +198,8 @@ def simulate_log(sim: Simulator, sink: EventLogWriter, n_requests: int, *,
     """
     if not 0.0 <= explore <= 1.0:
         raise ValueError(f"explore must be in [0, 1], got {explore}")
+    if shuffle_top < 0 or (shuffle_top and explore):
+        raise ValueError("shuffle_top must be at least 0, and is not combined with explore")
     rng = np.random.default_rng(seed)
     for event in sim.catalog_events():
         sink.item(event)
@@ -199,7 +209,13 @@ def simulate_log(sim: Simulator, sink: EventLogWriter, n_requests: int, *,
         served: list[str] = list(request.item_ids)
         stay, moved = swap_propensities(len(served), explore, explore_depth)
         propensity: Sequence[float] | None = None
-        if explore > 0:
+        if shuffle_top > 1:
+            top = min(shuffle_top, len(served))
+            order = rng.permutation(top)
+            served[:top] = [served[i] for i in order]
+            propensity = [1.0 / top] * top + [1.0] * (len(served) - top)
+            swapped += 1
+        elif explore > 0:
             propensity = list(stay)
             if rng.random() < explore:
                 k = int(rng.integers(min(explore_depth, len(served)) - 1))

@@ -201,6 +201,38 @@ def test_log_round_trip(tmp_path: Path) -> None:
         [(x.topic, x.value, x.truth) for x in lines]
 
 
+def test_a_shuffled_top_log_serves_the_top_in_random_order_with_its_propensities() -> None:
+    sim = Simulator(n_users=20, n_items=40, seed=1)
+    sink = io.StringIO()
+    with pytest.raises(ValueError, match="not combined with explore"):
+        simulate_log(sim, EventLogWriter(io.StringIO()), n_requests=1, explore=0.1,
+                     shuffle_top=5)
+    counts = simulate_log(Simulator(n_users=20, n_items=40, seed=1), EventLogWriter(sink),
+                          n_requests=200, shuffle_top=5, seed=3)
+    assert counts["swapped"] == 200
+    reference = Simulator(n_users=20, n_items=40, seed=1)  # the same searches, upstream order
+    first_moved = 0
+    for line in (x for x in read_log(io.StringIO(sink.getvalue())) if x.topic == "impressions"):
+        upstream = list(reference.next_request().item_ids)
+        reference.new_impression_id()
+        served = [it["item_id"] for it in line.value["items"]]
+        assert sorted(served[:5]) == sorted(upstream[:5]) and served[5:] == upstream[5:]
+        assert [it["propensity"] for it in line.value["items"]] == [0.2] * 5 + [1.0] * (
+            len(served) - 5)
+        first_moved += served[0] != upstream[0]
+    assert 120 < first_moved < 200  # the upstream top item stays first in about 1 in 5
+
+
+def test_the_oracle_ranks_by_true_relevance_and_scores_best_on_the_truth(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with EventLogWriter(path) as sink:
+        simulate_log(Simulator(n_users=20, n_items=40, seed=1), sink, n_requests=150)
+    result = Replay([make_ranker(m, bits=14) for m in ("upstream", "oracle")], bits=14,
+                    every=50, settle=0).run(read_log(path))
+    truth = {m: result["overall"][m]["true_ndcg_at_10"] for m in ("upstream", "oracle")}
+    assert truth["oracle"] == pytest.approx(1.0) and truth["upstream"] < 0.9
+
+
 def test_a_malformed_log_line_is_named() -> None:
     with pytest.raises(ValueError, match="log line 2"):
         list(read_log(io.StringIO('{"topic": "items", "value": {}}\n{"value": {}}\n')))
