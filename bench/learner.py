@@ -1,11 +1,14 @@
 """Learner throughput on one example stream: ours beside River FTRL and Vowpal Wabbit.
 
-Every learner starts from the same labelled lists (``bench.workload``) and pays for its
-own featurisation: ours ``Trainer.learn_list`` (shared features, one FTRL mini-batch per
-list), VW one ``learn`` per shown item from its text format, River one ``learn_one`` per
-shown item from a dict (``bench.peers``). An *example* is one shown item with its label,
-so a list of 20 candidates is 20 examples for all three. The three run interleaved in
-rounds, each round on a fresh model; the figure is the median round.
+Every learner learns the same labelled lists with the same features: the records the
+worker's join emits (``bench.workload``), each carrying the feature block computed when
+its list was shown. Ours decodes each block and learns in batches of the worker's size
+(``learn_batch_size``, 256 by default), as the worker's learner does; VW makes one
+``learn`` per shown item from its text format, River one ``learn_one`` per shown item
+from a dict, both built from the same block (``bench.peers``), which is part of their
+cost as decoding is part of ours. An *example* is one shown item with its label, so a
+list of 20 candidates is 20 examples for all three. The three run interleaved in rounds,
+each round on a fresh model; the figure is the median round.
 
 To show the peers learn the same task, each also predicts a held-out tail of the stream
 after training, and the JSON report carries each model's log-loss on it.
@@ -21,15 +24,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.context import BenchContext
-from bench.ours import new_trainer, rank, rank_items, serving_model
+from bench.ours import new_trainer, serving_model
 from bench.peers import RiverPeer, VWPeer, coverage_figure, feature_coverage
 from bench.results import Figure, Section, Target
-from bench.workload import context_of
+from bench.workload import FEATURE_BITS
+from learner.features import FeatureBlock
+from serving.ranking import softmax
 from streams.examples import LabeledList
 
 __all__ = ["run"]
 
-BITS = 20
+BITS = FEATURE_BITS
+#: Records per learning step: the worker's default (``ops.settings`` ``learn_batch_size``).
+BATCH = 256
 
 
 def _log_loss(predict: Callable[[LabeledList], Sequence[float]],
@@ -46,8 +53,8 @@ def _log_loss(predict: Callable[[LabeledList], Sequence[float]],
 def _ours(lists: Sequence[LabeledList]) -> tuple[float, Any]:
     trainer = new_trainer(BITS)
     t0 = time.perf_counter()
-    for ex in lists:
-        trainer.learn_list(ex)
+    for i in range(0, len(lists), BATCH):
+        trainer.learn_batch(lists[i:i + BATCH])
     return time.perf_counter() - t0, trainer
 
 
@@ -55,8 +62,13 @@ def _peer(make: Callable[[], Any], lists: Sequence[LabeledList]) -> tuple[float,
     peer = make()
     t0 = time.perf_counter()
     for ex in lists:
-        peer.learn_list(context_of(ex), ex.item_ids, ex.labels, ex.weight)
+        peer.learn_block(_block(ex), ex.labels, ex.weight)
     return time.perf_counter() - t0, peer
+
+
+def _block(ex: LabeledList) -> FeatureBlock:
+    assert ex.features is not None, "the workload's records carry their features"
+    return FeatureBlock.from_json(ex.features)
 
 
 def run(ctx: BenchContext) -> Section:
@@ -89,20 +101,13 @@ def run(ctx: BenchContext) -> Section:
     served = serving_model(models["ours"])
 
     def ours_predict(ex: LabeledList) -> Sequence[float]:
-        # through the public ranking path: scores come back in served order, with the index
-        # of each item in the list
-        rows = rank(served, context_of(ex), rank_items(ex.item_ids, [None] * len(ex.item_ids)))
-        p = [0.5] * len(ex.item_ids)
-        for i, score, _ in rows:
-            p[i] = float(score) if score is not None else 0.5
-        return p
+        # the served model's list-choice probabilities (softmax of the logits) of the block
+        return softmax(served.logits(_block(ex))).tolist()
 
     loss = {
         "ours": _log_loss(ours_predict, holdout),
-        "VW": _log_loss(lambda ex: models["VW"].predict_list(context_of(ex), ex.item_ids),
-                        holdout),
-        "River": _log_loss(lambda ex: models["River"].predict_list(context_of(ex),
-                                                                     ex.item_ids), holdout),
+        "VW": _log_loss(lambda ex: models["VW"].predict_block(_block(ex)), holdout),
+        "River": _log_loss(lambda ex: models["River"].predict_block(_block(ex)), holdout),
     }
     models["VW"].close()
     section = Section("learner throughput (same examples, same features)")
@@ -111,7 +116,7 @@ def run(ctx: BenchContext) -> Section:
         "seconds": seconds, "examples_per_s": rate, "lists_per_s": {
             k: len(train) / statistics.median(v) for k, v in seconds.items()},
         "holdout_log_loss": loss, "holdout_lists": len(holdout),
-        "features": feature_coverage(), "vw_args": VWPeer.arguments(BITS),
+        "features": feature_coverage(), "vw_args": VWPeer.arguments(BITS), "batch": BATCH,
     }
     section.figures = [
         Figure("learn, examples/s", "examples/s", rate["ours"], "River FTRL", rate["River"],

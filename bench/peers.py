@@ -1,35 +1,35 @@
-"""The reference learners, Vowpal Wabbit and River, fed the very tokens our features hash.
+"""The reference learners, Vowpal Wabbit and River, fed exactly our features.
 
-Our features (``learner.features``) are a bias and hashed crosses of who asks with what is
-shown: ``user=<id>`` x ``item=<id>``, ``query=<normalized query>`` x ``item=<id>`` and
-``session=<id>`` x ``item=<id>``. The peers get the same tokens and crosses, built their
-own native way:
+Every peer learns from and predicts on the :class:`~learner.features.FeatureBlock` our
+shared features computed for the list (the worker's, with the user's and the session's
+state and the catalog), turned into one ``{token: value}`` row per candidate by
+:func:`ops.evaluation.pointwise.tokens`, as the evaluation harness does: a hashed cross
+column is the token ``"name=index"`` (value 1, or the component for the vector crosses),
+a numeric column is ``"name"`` with its value; zeros are left out.
 
-* **Vowpal Wabbit** (``vowpalwabbit.Workspace``): one namespace per side (``u``, ``q``,
-  ``s``, ``i``), the crosses as ``-q ui -q qi -q si`` with the single namespaces switched
-  off (``--ignore_linear uqsi``), VW's constant as the bias, ``-b`` the same hash bits as
-  ours, logistic loss, VW's default learner (adaptive, normalised, invariant SGD).
+* **Vowpal Wabbit** (``vowpalwabbit.Workspace``): the row as one namespace ``f`` of
+  ``token:value`` features, ``-b`` the same hash bits as ours, logistic loss, VW's
+  default learner (adaptive, normalised, invariant SGD); VW's constant is the bias.
 * **River** (``linear_model.LogisticRegression(optimizer=optim.FTRLProximal())``, with
-  our FTRL hyper-parameters): one dict key per cross, River's intercept as the bias. River
-  does not hash; the dict grows with the distinct crosses.
+  our FTRL hyper-parameters): the row dict as it is; River's intercept is the bias.
 
-Both APIs take one row at a time, so a list of ``n`` candidates is ``n`` calls.
-:func:`feature_coverage` compares this token set with the feature names our current
-code declares, so a benchmark run says so when the model grew features the peers do not
-get (and the comparison stops being like for like).
+Both APIs take one row at a time, so a list of ``n`` candidates is ``n`` calls; turning
+the block into rows is part of each peer's cost. :func:`feature_coverage` checks that
+the peers get every feature our code declares (like for like).
 
 Examples
 --------
->>> from learner.features import RankContext
->>> ctx = RankContext("u-1", "s-9", "Trail  Shoes")
->>> VWPeer.context(ctx) + VWPeer.item("sku-1")
-'|u u-1 |q trail_shoes |s s-9 |i sku-1'
->>> sorted(RiverPeer.row(RiverPeer.context(ctx), "sku-1"))
-['query=trail shoes|item=sku-1', 'session=s-9|item=sku-1', 'user=u-1|item=sku-1']
+>>> from learner.features import RankContext, featurize
+>>> block = featurize(RankContext("u-1", "s-9", "Trail  Shoes"), ["sku-1", "sku-2"], bits=12,
+...                   base_scores=[2.0, 1.0])
+>>> VWPeer.lines(block, [1.0, 0.0], 1.0)[0].split(" |f ")[0]
+'1 1'
+>>> sorted(RiverPeer.rows(block)[0])[:3]
+['base_score_z', 'item=1459', 'query_x_item=2824']
 >>> vw = VWPeer(bits=18)
 >>> for _ in range(30):
-...     vw.learn_list(ctx, ["sku-1", "sku-2"], [1.0, 0.0], 1.0)
->>> s = vw.predict_list(ctx, ["sku-1", "sku-2"]); bool(s[0] > 0.5 > s[1])
+...     vw.learn_block(block, [1.0, 0.0], 1.0)
+>>> s = vw.predict_block(block); bool(s[0] > 0.5 > s[1])
 True
 """
 
@@ -39,36 +39,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from learner import features as our_features
-from learner.features import RankContext, normalize_query
+from learner.features import FeatureBlock
+from ops.evaluation.pointwise import tokens
 
-__all__ = ["PEER_FEATURES", "RiverPeer", "VWPeer", "coverage_figure", "feature_coverage"]
-
-#: The feature templates the peers get, named as ``learner.features`` names them.
-PEER_FEATURES: tuple[str, ...] = ("bias", "user_x_item", "query_x_item", "session_x_item")
+__all__ = ["RiverPeer", "VWPeer", "coverage_figure", "feature_coverage"]
 
 
 def feature_coverage() -> dict[str, Any]:
-    """Our current feature names, the peers', and what the peers do not get."""
-    ours = getattr(our_features, "FEATURE_NAMES", None)
-    if ours is None:  # a model with more families declares them by kind
-        ours = tuple(getattr(our_features, "CROSS_FEATURES", ())) + tuple(
-            getattr(our_features, "NUMERIC_FEATURES", ()))
-    ours = tuple(ours)
-    missing = [f for f in ours if f not in PEER_FEATURES]
-    return {"ours": list(ours), "peers": list(PEER_FEATURES), "missing_in_peers": missing,
-            "like_for_like": not missing}
+    """Our current feature names, the peers', and what the peers do not get (nothing:
+    they read every column of our blocks)."""
+    ours = tuple(our_features.FEATURE_NAMES)
+    return {"ours": list(ours), "peers": list(ours), "missing_in_peers": [],
+            "like_for_like": True, "how": "every column of our FeatureBlock, as tokens"}
 
 
 def coverage_figure() -> Any:
     """A table row that says whether the peers get all our features (a validity check)."""
     from bench.results import Figure, Target
 
-    cov = feature_coverage()
-    missing = cov["missing_in_peers"]
+    missing = feature_coverage()["missing_in_peers"]
     return Figure("our feature templates the peers do not get", "", float(len(missing)),
                   target=Target("ours", "<=", 0, "0 (like for like)"),
-                  note=("like for like" if not missing else
-                        "not like for like: " + ", ".join(missing)))
+                  note=("like for like: the peers read our feature blocks" if not missing
+                        else "not like for like: " + ", ".join(missing)))
 
 
 def _vw_token(s: str) -> str:
@@ -77,7 +70,7 @@ def _vw_token(s: str) -> str:
 
 
 class VWPeer:
-    """Vowpal Wabbit over the same tokens (see the module docstring)."""
+    """Vowpal Wabbit over our feature rows (see the module docstring)."""
 
     def __init__(self, bits: int = 20, extra: str = "") -> None:
         from vowpalwabbit import Workspace
@@ -88,37 +81,30 @@ class VWPeer:
     @staticmethod
     def arguments(bits: int, extra: str = "") -> str:
         """VW's command line for ``bits`` hash bits (see the module docstring)."""
-        return (f"--quiet --loss_function logistic --link logistic -b {bits} "
-                f"-q ui -q qi -q si --ignore_linear uqsi {extra}").strip()
+        return f"--quiet --loss_function logistic --link logistic -b {bits} {extra}".strip()
 
     @staticmethod
-    def context(ctx: RankContext) -> str:
-        """The request-side namespaces, built once per list."""
-        parts = [f"|u {_vw_token(ctx.user_id)}"]
-        if ctx.query:
-            parts.append(f"|q {_vw_token(normalize_query(ctx.query))}")
-        if ctx.session_id:
-            parts.append(f"|s {_vw_token(ctx.session_id)}")
-        return " ".join(parts) + " "
+    def features(block: FeatureBlock) -> list[str]:
+        """One ``|f token:value ...`` namespace per candidate."""
+        return ["|f " + " ".join(f"{_vw_token(k)}:{v:g}" for k, v in row.items())
+                for row in tokens(block)]
 
-    @staticmethod
-    def item(item_id: str) -> str:
-        """The candidate's namespace."""
-        return f"|i {_vw_token(item_id)}"
+    @classmethod
+    def lines(cls, block: FeatureBlock, labels: Sequence[float], weight: float) -> list[str]:
+        """VW's training lines of a labelled list (label -1/1, importance weight)."""
+        return [f"{1 if y > 0 else -1} {weight:g} {f}"
+                for f, y in zip(cls.features(block), labels)]
 
-    def learn_list(self, ctx: RankContext, item_ids: Sequence[str], labels: Sequence[float],
-                   weight: float) -> None:
-        """One labelled list: one ``learn`` per shown item (label -1/1, importance weight)."""
-        head = self.context(ctx)
+    def learn_block(self, block: FeatureBlock, labels: Sequence[float], weight: float) -> None:
+        """One labelled list: one ``learn`` per shown item."""
         learn = self.vw.learn
-        for item_id, y in zip(item_ids, labels):
-            learn(f"{1 if y > 0 else -1} {weight:g} {head}|i {_vw_token(item_id)}")
+        for line in self.lines(block, labels, weight):
+            learn(line)
 
-    def predict_list(self, ctx: RankContext, item_ids: Sequence[str]) -> list[float]:
+    def predict_block(self, block: FeatureBlock) -> list[float]:
         """Click probability of each candidate, one ``predict`` each."""
-        head = self.context(ctx)
         predict = self.vw.predict
-        return [predict(f"{head}|i {_vw_token(i)}") for i in item_ids]
+        return [predict(f) for f in self.features(block)]
 
     def close(self) -> None:
         """Release VW's native state."""
@@ -126,7 +112,7 @@ class VWPeer:
 
 
 class RiverPeer:
-    """River's FTRL-Proximal logistic regression over the same crosses."""
+    """River's FTRL-Proximal logistic regression over our feature rows."""
 
     def __init__(self, alpha: float = 0.1, beta: float = 1.0, l1: float = 0.0,
                  l2: float = 1.0) -> None:
@@ -136,30 +122,17 @@ class RiverPeer:
             optimizer=optim.FTRLProximal(alpha=alpha, beta=beta, l1=l1, l2=l2))
 
     @staticmethod
-    def context(ctx: RankContext) -> list[str]:
-        """The request-side tokens, built once per list."""
-        sides = [f"user={ctx.user_id}"]
-        if ctx.query:
-            sides.append(f"query={normalize_query(ctx.query)}")
-        if ctx.session_id:
-            sides.append(f"session={ctx.session_id}")
-        return sides
+    def rows(block: FeatureBlock) -> list[dict[str, float]]:
+        """One feature dict per candidate."""
+        return tokens(block)
 
-    @staticmethod
-    def row(sides: list[str], item_id: str) -> dict[str, float]:
-        """One candidate's features: each side crossed with the item."""
-        return {f"{s}|item={item_id}": 1.0 for s in sides}
-
-    def learn_list(self, ctx: RankContext, item_ids: Sequence[str], labels: Sequence[float],
-                   weight: float) -> None:
+    def learn_block(self, block: FeatureBlock, labels: Sequence[float], weight: float) -> None:
         """One labelled list: one ``learn_one`` per shown item."""
-        sides = self.context(ctx)
         learn = self.model.learn_one
-        for item_id, y in zip(item_ids, labels):
-            learn(self.row(sides, item_id), y > 0, weight)
+        for x, y in zip(self.rows(block), labels):
+            learn(x, y > 0, weight)
 
-    def predict_list(self, ctx: RankContext, item_ids: Sequence[str]) -> list[float]:
+    def predict_block(self, block: FeatureBlock) -> list[float]:
         """Click probability of each candidate, one ``predict_proba_one`` each."""
-        sides = self.context(ctx)
         proba = self.model.predict_proba_one
-        return [float(proba(self.row(sides, i))[True]) for i in item_ids]  # type: ignore[no-untyped-call]
+        return [float(proba(x)[True]) for x in self.rows(block)]  # type: ignore[no-untyped-call]

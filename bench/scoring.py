@@ -4,8 +4,10 @@ Ours is ``serving.ranking.rank(model, ctx, items, explain=False, user=..., sessi
 catalog=...)``: the shared features, the scoring (one gather, one row sum), the ordering,
 exactly what ``POST /rank`` runs after parsing the body and reading the user's and the
 session's state, with the states and the catalog the worker built from the same traffic
-(``Workload.pipeline``). The references predict the very same candidates with the same
-tokens (``bench.peers``), one call per candidate as their APIs work, then sort by score.
+(``Workload.pipeline``). The references predict the very same candidates from the same
+features: the same ``featurize`` call with the same state and catalog (part of their time,
+as of ours), turned into their rows (``bench.peers``), one call per candidate as their APIs
+work, then sort by score.
 All three learned the same labelled lists first. The three run interleaved in rounds, so
 a noisy neighbour slows all of them alike; each call is one latency sample (wall clock),
 and its thread CPU time is recorded too: on a shared 2-core machine the wall-clock tail
@@ -24,14 +26,15 @@ from bench.ours import new_trainer, rank, rank_items, serving_model
 from bench.peers import RiverPeer, VWPeer, coverage_figure, feature_coverage
 from bench.results import Figure, Section, Target
 from bench.timing import ns_to_ms, summarize
-from bench.workload import context_of, rank_cases
+from bench.workload import FEATURE_BITS, rank_cases
+from learner.features import FeatureBlock
 
 __all__ = ["SIZES", "run"]
 
 #: Candidates per request.
 SIZES = (25, 100, 1000)
 #: Hash bits of the model ranked (the deployment's default).
-BITS = 20
+BITS = FEATURE_BITS
 #: The issue's goal for 100 candidates.
 P99_TARGET_MS = 0.5
 
@@ -55,10 +58,23 @@ def run(ctx: BenchContext) -> Section:
     trainer, vw, river = new_trainer(BITS), VWPeer(bits=BITS), RiverPeer()
     for ex in lists:
         trainer.learn_list(ex)
-        c = context_of(ex)
-        vw.learn_list(c, ex.item_ids, ex.labels, ex.weight)
-        river.learn_list(c, ex.item_ids, ex.labels, ex.weight)
+        assert ex.features is not None
+        block = FeatureBlock.from_json(ex.features)
+        vw.learn_block(block, ex.labels, ex.weight)
+        river.learn_block(block, ex.labels, ex.weight)
     model = serving_model(trainer)
+    p = w.pipeline
+
+    def features(case: tuple[Any, ...]) -> FeatureBlock:
+        # the very features ours ranks by: the same call, the same state and catalog
+        c, items, user, session = case
+        return model.features(c, [it.item_id for it in items],
+                              base_scores=[it.base_score for it in items], user=user,
+                              session=session, items=p.items)
+
+    def peer_rank(peer: VWPeer | RiverPeer, case: tuple[Any, ...]) -> list[Any]:
+        return sorted(zip(peer.predict_block(features(case)), range(len(case[1]))),
+                      reverse=True)
 
     section = Section("scorer model work, in process")
     section.details["features"] = feature_coverage()
@@ -69,17 +85,14 @@ def run(ctx: BenchContext) -> Section:
         calls = {25: ctx.pick(3_000, 900), 100: ctx.pick(2_000, 600),
                  1000: ctx.pick(300, 90)}[n]
         cases = rank_cases(w, n, count=max(calls // rounds, 1), seed=n)
-        p = w.pipeline
         ours_cases = [(c, rank_items(ids, scores), p.users.get(c.user_id),
                        p.sessions.get(c.session_id) if c.session_id else None)
                       for c, ids, scores in cases]
         impls: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
             "ours": (lambda case: rank(model, case[0], case[1], False, user=case[2],
                                        session=case[3], catalog=p.items), ours_cases),
-            "VW": (lambda case: sorted(zip(vw.predict_list(case[0], case[1]), case[1]),
-                                       reverse=True), cases),
-            "River": (lambda case: sorted(zip(river.predict_list(case[0], case[1]), case[1]),
-                                          reverse=True), cases),
+            "VW": (lambda case: peer_rank(vw, case), ours_cases),
+            "River": (lambda case: peer_rank(river, case), ours_cases),
         }
         samples: dict[str, list[int]] = {k: [] for k in impls}
         cpu: dict[str, list[int]] = {k: [] for k in impls}

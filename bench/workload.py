@@ -3,9 +3,10 @@
 Simulated shoppers (``ops.simulator.Simulator``) search; each list is served in the
 upstream order and the click model answers it. From that traffic come:
 
-* :attr:`Workload.lists`: labelled lists as the worker's join makes them (one per click,
-  add-to-cart or purchase: the interacted item labelled 1, the other shown items 0,
-  weighted by interaction type), the learners' input;
+* :attr:`Workload.lists`: labelled lists exactly as the worker's join makes them (one per
+  click, add-to-cart or purchase: the interacted item labelled 1, the other shown items 0,
+  weighted by interaction type), each with the features computed when its list was shown
+  (with the user's and the session's state and the catalog): every learner's input;
 * :func:`rank_cases`: ranking requests of ``n`` candidates for the scoring benchmarks;
 * :attr:`Workload.pipeline`: the same traffic replayed through the worker's logic
   (``streams.pipeline.Pipeline``), so its catalog and its users' and sessions' states
@@ -34,16 +35,20 @@ import orjson
 
 from learner.features import RankContext
 from ops.simulator import Simulator
-from streams.examples import INTERACTION_WEIGHTS, LabeledList
+from streams.examples import LabeledList
 from streams.pipeline import Pipeline
 from streams.schemas import ImpressionEvent, InteractionEvent, ItemEvent
 
-__all__ = ["Workload", "context_of", "make_workload", "rank_cases", "traffic_events"]
+__all__ = ["FEATURE_BITS", "Workload", "context_of", "make_workload", "rank_cases",
+           "traffic_events"]
 
 #: The shop every benchmark simulates: users, catalog size, candidates per search.
 N_USERS = 5_000
 N_ITEMS = 1_000
 K = 20
+#: Hash bits of the features the lists carry (the deployment's default; a learner with
+#: other bits must recompute them: ``dataclasses.replace(ex, features=None)``).
+FEATURE_BITS = 20
 
 
 @dataclass
@@ -70,21 +75,11 @@ def context_of(ex: LabeledList) -> RankContext:
     return RankContext(user_id=ex.user_id, session_id=ex.session_id, query=ex.query)
 
 
-def _labeled(request: Any, event: dict[str, Any], n: int) -> LabeledList:
-    ids = list(request.item_ids)
-    return LabeledList(
-        impression_id=event.get("impression_id", f"imp-{n}"), user_id=request.user_id,
-        session_id=request.session_id, query=request.query.text, item_ids=ids,
-        positions=list(range(1, len(ids) + 1)),
-        labels=[1.0 if i == event["item_id"] else 0.0 for i in ids],
-        weight=INTERACTION_WEIGHTS[event["type"]], source=f"bench/0/{n}", ts=event.get("ts"))
-
-
 def make_workload(n_requests: int, seed: int = 0, n_users: int = N_USERS,
                   n_items: int = N_ITEMS, k: int = K) -> Workload:
     """Simulate ``n_requests`` searches served in the upstream order, and their outcomes."""
     sim = Simulator(n_users=n_users, n_items=n_items, seed=seed, k=k, run_id=f"b{seed}")
-    pipeline = Pipeline.in_memory(bits=12)  # its features are not used: only its state
+    pipeline = Pipeline.in_memory(bits=FEATURE_BITS)
     for item in sim.catalog_events():
         pipeline.on_item(ItemEvent.model_validate(item), ts=0)
     lists: list[LabeledList] = []
@@ -95,12 +90,13 @@ def make_workload(n_requests: int, seed: int = 0, n_users: int = N_USERS,
                                     query=req.query.text))
         imp = sim.new_impression_id()
         shown = sim.impression_event(req, req.item_ids, imp)
-        pipeline.on_impression(ImpressionEvent.model_validate(shown), ts=req.ts, source="bench")
-        for event in sim.respond(req, req.item_ids, imp):
-            pipeline.on_interaction(InteractionEvent.model_validate(event), ts=event["ts"],
-                                    source="bench")
-            if event["type"] in INTERACTION_WEIGHTS:
-                lists.append(_labeled(req, event, len(lists)))
+        fx = pipeline.on_impression(ImpressionEvent.model_validate(shown), ts=req.ts,
+                                    source=f"bench/0/{req.ts}")
+        lists.extend(ex for ex in fx.examples if ex.kind == "labeled")
+        for n, event in enumerate(sim.respond(req, req.item_ids, imp)):
+            fx = pipeline.on_interaction(InteractionEvent.model_validate(event), ts=event["ts"],
+                                         source=f"bench/1/{imp}/{n}")
+            lists.extend(ex for ex in fx.examples if ex.kind == "labeled")
     return Workload(sim=sim, lists=lists, contexts=contexts, pipeline=pipeline)
 
 

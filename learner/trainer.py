@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,9 +48,23 @@ __all__ = ["Trainer", "block_of"]
 
 
 def block_of(rec: LabeledList, bits: int) -> FeatureBlock:
-    """The features a record was ranked by (recomputed without state when it has none)."""
+    """The features a record was ranked by (recomputed without state when it has none),
+    folded into ``2**bits`` weights: an index hashed with more bits keeps its low ``bits``,
+    which is exactly the index the same hash gets at ``bits`` (``learner.hashing.to_index``).
+
+    >>> from learner.features import featurize
+    >>> wide = featurize(RankContext("u", "s", "q"), ["a", "b"], bits=20)
+    >>> rec = LabeledList("i", "u", "s", "q", ["a", "b"], [1, 2], [1.0, 0.0], 1.0, "t/0/1",
+    ...                   features=wide.to_json())
+    >>> bool((block_of(rec, 12).index == featurize(RankContext("u", "s", "q"), ["a", "b"],
+    ...                                             bits=12).index).all())
+    True
+    """
     if rec.features is not None:
-        return FeatureBlock.from_json(rec.features)
+        block = FeatureBlock.from_json(rec.features)
+        if block.index.size and int(block.index.max()) >> bits:
+            block = replace(block, index=block.index & ((1 << bits) - 1))
+        return block
     return featurize(RankContext(rec.user_id, rec.session_id, rec.query), rec.item_ids, bits)
 
 
