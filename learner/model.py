@@ -46,7 +46,7 @@ from learner.ftrl import FTRLProximal
 from learner.scoring import dense_logits
 from learner.statedict import StateDict, copy_into, prefixed, section
 
-__all__ = ["ListExample", "RankingModel", "segment_softmax"]
+__all__ = ["ListExample", "RankingModel", "segment_softmax", "stack_blocks"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -71,6 +71,37 @@ def segment_softmax(t: F64, starts: npt.NDArray[np.int64]) -> F64:
     mx = np.repeat(np.maximum.reduceat(t, starts), sizes)
     e = np.exp(t - mx)
     return e / np.repeat(np.add.reduceat(e, starts), sizes)
+
+
+def stack_blocks(blocks: Sequence[FeatureBlock]
+                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The rows of several lists' blocks as one ``(rows, width)`` index and value array.
+
+    Lists can have different numbers of columns (request features, item-vector crosses
+    are only there when the request or the items have them); narrower blocks are padded
+    with value-0 columns, which add nothing to a logit and get no update.
+
+    >>> import numpy as np
+    >>> a = FeatureBlock(np.array([[1, 2]]), np.array([[1.0, 1.0]], dtype=np.float32), ("x", "y"))
+    >>> b = FeatureBlock(np.array([[3]]), np.array([[0.5]], dtype=np.float32), ("x",))
+    >>> index, value = stack_blocks([a, b])
+    >>> index.tolist(), value.tolist()
+    ([[1, 2], [3, 0]], [[1.0, 1.0], [0.5, 0.0]])
+    """
+    width = max(b.index.shape[1] for b in blocks)
+    if all(b.index.shape[1] == width for b in blocks):
+        return (np.concatenate([b.index for b in blocks]),
+                np.concatenate([b.value for b in blocks]))
+    rows = sum(len(b) for b in blocks)
+    index = np.zeros((rows, width), dtype=np.int64)
+    value = np.zeros((rows, width), dtype=np.float32)
+    at = 0
+    for b in blocks:
+        n, k = b.index.shape
+        index[at:at + n, :k] = b.index
+        value[at:at + n, :k] = b.value
+        at += n
+    return index, value
 
 
 class RankingModel:
@@ -126,8 +157,7 @@ class RankingModel:
         batch = [ex for ex in batch if float(np.sum(ex.labels)) > 0 and len(ex.block) > 1]
         if not batch:
             return
-        index = np.concatenate([ex.block.index for ex in batch])
-        value = np.concatenate([ex.block.value for ex in batch])
+        index, value = stack_blocks([ex.block for ex in batch])
         sizes = np.array([len(ex.block) for ex in batch])
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         labels = np.concatenate([np.asarray(ex.labels, dtype=np.float64) for ex in batch])
