@@ -34,6 +34,7 @@ np.float32(1.0)
 
 from __future__ import annotations
 
+import binascii
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,28 +128,62 @@ class FeatureBlock:
         return int(self.index.shape[0])
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready form (for the join table and the examples topic)."""
+        """A JSON-ready form (for the join table and the examples topic): the arrays as
+        base64 of their little-endian bytes (decoding a record is then a ``frombuffer``,
+        not a walk over nested lists), the names as a list.
+
+        >>> b = FeatureBlock(np.array([[3, 5]]), np.array([[1.0, 0.5]], dtype=np.float32),
+        ...                  ("a", "b"))
+        >>> sorted(b.to_json())
+        ['dense', 'index', 'names', 'shape', 'value']
+        >>> back = FeatureBlock.from_json(b.to_json())
+        >>> back.index.tolist(), back.value.tolist(), back.names
+        ([[3, 5]], [[1.0, 0.5]], ('a', 'b'))
+        """
         d = self.dense
-        return {"index": self.index.tolist(), "value": self.value.tolist(),
-                "names": list(self.names),
+        return {"shape": list(self.index.shape), "index": _b64(self.index, "<u4"),
+                "value": _b64(self.value, "<f4"), "names": list(self.names),
                 "dense": None if d is None else {
-                    "user": d.user, "history": d.history.tolist(), "items": d.items.tolist(),
-                    "categories": d.categories.tolist(), "brands": d.brands.tolist()}}
+                    "user": d.user, "history": _b64(d.history, "<u8"),
+                    "items": _b64(d.items, "<u8"), "categories": _b64(d.categories, "<u8"),
+                    "brands": _b64(d.brands, "<u8")}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureBlock:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`; also reads the older form with the arrays as nested
+        JSON lists.
+
+        >>> FeatureBlock.from_json({"index": [[3, 5]], "value": [[1.0, 0.5]],
+        ...                         "names": ["a", "b"]}).index.tolist()
+        [[3, 5]]
+        """
         d = data.get("dense")
-        u64 = np.uint64
         dense = None if d is None else DenseInputs(
-            user=int(d["user"]), history=np.asarray(d["history"], dtype=u64),
-            items=np.asarray(d["items"], dtype=u64),
-            categories=np.asarray(d["categories"], dtype=u64),
-            brands=np.asarray(d["brands"], dtype=u64))
-        return cls(index=np.asarray(data["index"], dtype=np.int64).reshape(len(data["index"]), -1),
-                   value=np.asarray(data["value"], dtype=np.float32).reshape(
-                       len(data["value"]), -1),
+            user=int(d["user"]), history=_array(d["history"], "<u8"),
+            items=_array(d["items"], "<u8"), categories=_array(d["categories"], "<u8"),
+            brands=_array(d["brands"], "<u8"))
+        index, value = data["index"], data["value"]
+        if isinstance(index, str):
+            shape = tuple(data["shape"])
+            return cls(index=_array(index, "<u4").astype(np.int64).reshape(shape),
+                       value=_array(value, "<f4").astype(np.float32, copy=False).reshape(shape),
+                       names=tuple(data["names"]), dense=dense)
+        return cls(index=np.asarray(index, dtype=np.int64).reshape(len(index), -1),
+                   value=np.asarray(value, dtype=np.float32).reshape(len(value), -1),
                    names=tuple(data["names"]), dense=dense)
+
+
+def _b64(a: npt.NDArray[Any], dtype: str) -> str:
+    # indices are below 2**bits (at most 2**32: "<u4" holds them)
+    return binascii.b2a_base64(np.ascontiguousarray(a, dtype=dtype).tobytes(),
+                               newline=False).decode("ascii")
+
+
+def _array(data: str | Sequence[Any], dtype: str) -> npt.NDArray[Any]:
+    """An array from :func:`_b64`'s text, or from a JSON list (the older form)."""
+    if isinstance(data, str):
+        return np.frombuffer(binascii.a2b_base64(data), dtype=dtype)
+    return np.asarray(data, dtype=dtype)
 
 
 def normalize_query(query: str) -> str:

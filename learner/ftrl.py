@@ -46,6 +46,11 @@ def sigmoid(x: npt.NDArray[np.floating]) -> F64:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -35.0, 35.0)))
 
 
+#: ``step`` sums a batch's gradients with one bincount over the whole weight space when
+#: the space has at most this many coordinates per gradient entry (else it sorts them).
+DENSE_SUM_FACTOR = 8
+
+
 class FTRLProximal:
     """Hashed FTRL-Proximal logistic regression.
 
@@ -114,7 +119,16 @@ class FTRLProximal:
         """
         # (n, k) per-entry gradients, summed per coordinate over the batch
         g_entry = np.asarray(row_grad, dtype=np.float64)[:, None] * value
-        coords, inverse = np.unique(index.ravel(), return_inverse=True)
+        flat = np.asarray(index).ravel()
+        if self.z.shape[0] <= DENSE_SUM_FACTOR * flat.size:
+            # a big batch for the space: one pass of bincount over the whole space is
+            # cheaper than sorting the entries (both add in the entries' order, so the
+            # sums are the same); coordinates whose gradient sums to 0 would not move
+            g_all = np.bincount(flat, weights=g_entry.ravel(), minlength=self.z.shape[0])
+            coords = np.flatnonzero(g_all != 0)
+            self._step(coords, g_all[coords])
+            return
+        coords, inverse = np.unique(flat, return_inverse=True)
         g = np.zeros(coords.shape[0], dtype=np.float64)
         np.add.at(g, inverse, g_entry.ravel())
         self._step(coords, g)

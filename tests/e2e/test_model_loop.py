@@ -12,6 +12,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
+from learner.features import FeatureBlock
 from ops.processes import scorer_process, worker_process
 from ops.services import free_port
 from streams.producer import EventProducer
@@ -100,11 +101,12 @@ def test_scorer_features_equal_the_features_the_worker_trained_on(
         consumer.close()
     r.close()
     trained = found["labeled"]
-    assert trained["features"]["names"] == seen["names"]
+    block = FeatureBlock.from_json(trained["features"])
+    assert list(block.names) == seen["names"]
     by_item = {it["item_id"]: it for it in seen["items"]}
     for row, item_id in enumerate(trained["item_ids"]):
-        assert trained["features"]["index"][row] == by_item[item_id]["index"], item_id
-        np.testing.assert_allclose(trained["features"]["value"][row], by_item[item_id]["value"],
+        assert block.index[row].tolist() == by_item[item_id]["index"], item_id
+        np.testing.assert_allclose(block.value[row], by_item[item_id]["value"],
                                    rtol=1e-6, atol=1e-7, err_msg=item_id)
     # and the features are not trivially empty: the state made a difference
     names = seen["names"]
