@@ -7,8 +7,9 @@ its list was shown. Ours decodes each block and learns in batches of the worker'
 ``learn`` per shown item from its text format, River one ``learn_one`` per shown item
 from a dict, both built from the same block (``bench.peers``), which is part of their
 cost as decoding is part of ours. An *example* is one shown item with its label, so a
-list of 20 candidates is 20 examples for all three. The three run interleaved in rounds,
-each round on a fresh model; the figure is the median round.
+list of 20 candidates is 20 examples for all three. Each first learns 200 lists untimed
+(first-call costs such as torch's initialisation), then the three run interleaved in
+rounds, each round on a fresh model; the figure is the median round.
 
 To show the peers learn the same task, each also predicts a held-out tail of the stream
 after training, and the JSON report carries each model's log-loss on it.
@@ -81,6 +82,10 @@ def run(ctx: BenchContext) -> Section:
     ctx.say(f"learner: {rounds} rounds of {len(train)} lists ({rows} examples) per learner")
     seconds: dict[str, list[float]] = {"ours": [], "VW": [], "River": []}
     models: dict[str, Any] = {}
+    # warm-up, untimed: first-call costs (torch's on the first backward pass, imports)
+    _ours(train[:200])
+    _peer(RiverPeer, train[:200])
+    _peer(lambda: VWPeer(bits=BITS), train[:200])[1].close()
     for r in range(rounds):
         for name in seconds:
             gc.collect()
