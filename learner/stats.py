@@ -18,7 +18,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,16 +50,54 @@ class ItemStats:
         """Slot of each item hash."""
         return (item_hashes & self.mask).astype(np.int64)
 
+    def _decay_factor(self, ts: int) -> np.float32 | None:
+        """The factor a decay to ``ts`` would apply, ``None`` when it would not run."""
+        if self.ts is None or ts <= self.ts:
+            return None
+        factor = np.float32(0.5 ** ((ts - self.ts) / self.half_life_ms))
+        return factor if factor < 0.9999 else None  # skip the pass for tiny steps
+
     def _decay_to(self, ts: int) -> None:
         if self.ts is None:
             self.ts = ts
-        if ts <= self.ts:
-            return
-        factor = np.float32(0.5 ** ((ts - self.ts) / self.half_life_ms))
-        if factor < 0.9999:  # skip the pass over every slot for tiny steps
+        factor = self._decay_factor(ts)
+        if factor is not None:
             self.shown *= factor
             self.clicked *= factor
             self.ts = ts
+
+    def record_many(self, entries: Sequence[tuple[npt.NDArray[np.uint64], npt.ArrayLike,
+                                                  npt.ArrayLike, int]]) -> None:
+        """:meth:`record` of each ``(item_hashes, shown, clicked, ts)`` in order, with the
+        same result, but one ``add.at`` per run of entries between two decays.
+
+        >>> h = np.array([11, 12], dtype=np.uint64)
+        >>> a, b = ItemStats(bits=8, half_life_ms=1000), ItemStats(bits=8, half_life_ms=1000)
+        >>> entries = [(h, np.ones(2), np.array([1.0, 0.0]), t) for t in (0, 10, 2000, 2001)]
+        >>> for e in entries:
+        ...     a.record(*e)
+        >>> b.record_many(entries)
+        >>> bool((a.shown == b.shown).all() and (a.clicked == b.clicked).all() and a.ts == b.ts)
+        True
+        """
+        run: list[tuple[npt.NDArray[np.uint64], npt.ArrayLike, npt.ArrayLike]] = []
+        for hashes, shown, clicked, ts in entries:
+            if self.ts is None or self._decay_factor(ts) is not None:
+                self._add(run)
+                run = []
+                self._decay_to(ts)
+            run.append((hashes, shown, clicked))
+        self._add(run)
+
+    def _add(self, run: Sequence[tuple[npt.NDArray[np.uint64], npt.ArrayLike,
+                                      npt.ArrayLike]]) -> None:
+        if not run:
+            return
+        slots = self.slots(np.concatenate([h for h, _, _ in run]))
+        np.add.at(self.shown, slots,
+                  np.concatenate([np.asarray(x, dtype=np.float32) for _, x, _ in run]))
+        np.add.at(self.clicked, slots,
+                  np.concatenate([np.asarray(x, dtype=np.float32) for _, _, x in run]))
 
     def record(self, item_hashes: npt.NDArray[np.uint64], shown: npt.ArrayLike,
                clicked: npt.ArrayLike, ts: int) -> None:
