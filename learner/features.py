@@ -45,8 +45,8 @@ import numpy as np
 import numpy.typing as npt
 
 from learner.hashing import _hash_str, cross, to_index
-from learner.items import ItemCache, ItemInfo, tokenize, unknown_item_info
-from learner.state import State
+from learner.items import ItemCache, ItemInfo, text_match, tokenize, unknown_item_info
+from learner.state import BRAND_KEY, CATEGORY_KEY, State
 from learner.stats import ItemStats
 
 __all__ = [
@@ -308,7 +308,7 @@ class _Columns:
     def lift(self) -> tuple[tuple[_Codes, str], ...]:
         """The codes whose values make the brand, category and price-level exposure keys
         (:func:`learner.state.exposure_keys`), with the prefix that makes each key."""
-        return (self.brand, "b:"), (self.leaf, "c:"), (self.price, "")
+        return (self.brand, BRAND_KEY), (self.leaf, CATEGORY_KEY), (self.price, "")
 
 
 def _seen(state: State | None, item_ids: Sequence[str]) -> tuple[list[float], list[float],
@@ -456,13 +456,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
         popularity, ctr = np.zeros(n), np.zeros(n)
-    # text_match, vectorized: the share of the query's words each item's text has
-    q_tokens = tokenize(query)
-    match = np.zeros(n)
-    for token in q_tokens:
-        match += np.fromiter((token in x.tokens for x in infos), dtype=np.float64, count=n)
-    if q_tokens:
-        match /= len(q_tokens)
+    match = text_match(tokenize(query), [x.tokens for x in infos])
     if base_scores is not None and any(b is not None for b in base_scores):
         bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
         bs = np.where(np.isnan(bs), np.nanmin(bs), bs)

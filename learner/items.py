@@ -11,8 +11,8 @@ Examples
 ...                            "brand": "Acme", "price": 59.9, "tags": ["waterproof"]})
 >>> info.category, info.brand, sorted(info.tokens)
 ('shoes/running', 'acme', ['acme', 'run', 'running', 'shoe', 'shoes', 'trail', 'waterproof'])
->>> text_match(tokenize("running shoe"), info.tokens)
-1.0
+>>> text_match(tokenize("running shoe"), [info.tokens]).tolist()
+[1.0]
 """
 
 from __future__ import annotations
@@ -59,12 +59,21 @@ def tokenize(text: str | None) -> frozenset[str]:
     return frozenset(s for t in _TOKEN.findall(text.lower()) for s in _stems(t))
 
 
-def text_match(query: frozenset[str], item_tokens: frozenset[str]) -> float:
-    """Share of the query's words found in the item's text (0 when there is no query)."""
-    if not query:
-        return 0.0
-    words = {t for t in query}
-    return len(words & item_tokens) / len(words)
+def text_match(query: frozenset[str], items_tokens: Sequence[frozenset[str]]
+               ) -> npt.NDArray[np.float64]:
+    """``(n,)`` the share of the query's words found in each item's text (0 when there is
+    no query): one membership pass per query word over the items.
+
+    >>> text_match(tokenize("trail shoe"), [tokenize("trail shoes"), tokenize("bag")]).tolist()
+    [1.0, 0.0]
+    """
+    match = np.zeros(len(items_tokens))
+    for token in query:
+        match += np.fromiter((token in t for t in items_tokens), dtype=np.float64,
+                             count=len(items_tokens))
+    if query:
+        match /= len(query)
+    return match
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,11 @@ def category_levels(category: str | None) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+#: The prefix of each kind of ``exposure`` key: an item, a brand, a (leaf) category, a
+#: price level.
+ITEM_KEY, BRAND_KEY, CATEGORY_KEY, PRICE_KEY = "i:", "b:", "c:", "p:"
+
+
 def exposure_keys(item_id: str, item: Mapping[str, Any] | None) -> list[str]:
     """The ``exposure`` entries one item counts toward: itself, its brand, its (leaf)
     category and its price level (half a natural-log unit wide, about x1.65 in price).
@@ -86,17 +91,17 @@ def exposure_keys(item_id: str, item: Mapping[str, Any] | None) -> list[str]:
     >>> exposure_keys("sku-1", {"category": "shoes/running", "brand": "acme", "price": 60.0})
     ['i:sku-1', 'b:acme', 'c:shoes/running', 'p:8']
     """
-    keys = [f"i:{item_id}"]
+    keys = [ITEM_KEY + item_id]
     if item is None:
         return keys
     if item.get("brand"):
-        keys.append(f"b:{item['brand']}")
+        keys.append(BRAND_KEY + item["brand"])
     levels = category_levels(item.get("category"))
     if levels:
-        keys.append(f"c:{levels[-1]}")
+        keys.append(CATEGORY_KEY + levels[-1])
     p = item.get("price")
     if p is not None and p > 0:
-        keys.append(f"p:{round(math.log(p) * 2)}")
+        keys.append(f"{PRICE_KEY}{round(math.log(p) * 2)}")
     return keys
 
 
@@ -196,7 +201,7 @@ def update_state(state: State | None, kind: str, item_id: str, item: Mapping[str
             entry = exposure.setdefault(key, [0.0, 0.0])
             entry[1] += 1.0
     elif kind in ("add_to_cart", "purchase"):
-        entry = exposure.setdefault(f"i:{item_id}", [0.0, 0.0])
+        entry = exposure.setdefault(ITEM_KEY + item_id, [0.0, 0.0])
         if len(entry) < 3:
             entry.append(0.0)
         entry[2] += 1.0
