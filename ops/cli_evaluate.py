@@ -36,7 +36,12 @@ import orjson
 
 from ops.evaluation.rankers import MODELS, make_ranker
 from ops.evaluation.replay import Replay
-from ops.evaluation.report import overall_table, progress_line, window_table
+from ops.evaluation.report import (
+    overall_table,
+    paired_table,
+    progress_line,
+    window_table,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -65,7 +70,8 @@ def _replay_options(p: argparse.ArgumentParser, every: int, truth: bool = True) 
                    help="also write the full results (windows, calibration) as JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--se", action="store_true",
-                   help="show the standard error of MRR and NDCG@10")
+                   help="show the standard error of MRR and NDCG@10, and a table of the first "
+                        "model's per-list lead over each other one, paired over the same lists")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -103,7 +109,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     rep = sub.add_parser("report", help="print the tables of a results file again")
     rep.add_argument("results", type=Path, help="a file written by --json")
     rep.add_argument("--se", action="store_true",
-                     help="show the standard error of MRR and NDCG@10")
+                     help="show the standard error of MRR and NDCG@10, and a table of the first "
+                        "model's per-list lead over each other one, paired over the same lists")
 
     loop = sub.add_parser("loop", help="the closed loop in one process: simulator, worker "
                                        "logic and learner, no services (fast model work)")
@@ -197,6 +204,10 @@ def _print_report(result: dict[str, Any], title: str, se: bool = False) -> None:
           f"({c['labelled_records']} labelled records); replay took "
           f"{result['wall_seconds']} s ({result['cpu_seconds']} s CPU).\n")
     print(overall_table(result, SIM_COLUMNS, se=se))
+    paired = paired_table(result) if se else None
+    if paired is not None:
+        print("\nPer-list differences from the first model, paired over the same lists "
+              f"(mean ± standard error):\n\n{paired}")
     keys = [k for k in ("ips_mrr", "true_ndcg_at_10", "mrr")
             if any(w["models"][m].get(k) is not None for w in result["windows"]
                    for m in result["models"])]

@@ -74,6 +74,7 @@ __all__ = [
     "CALIBRATION_BINS",
     "ListMetrics",
     "MetricTotals",
+    "PairedTotals",
     "dcg",
     "list_metrics",
     "model_order",
@@ -248,3 +249,42 @@ class MetricTotals:
                  "mean_p": float(p / n), "mean_y": float(y / n)}
                 for i, (n, p, y) in enumerate(zip(self.bin_n, self.bin_p, self.bin_y)) if n],
         }
+
+
+class PairedTotals:
+    """Running sums of one model's per-list difference from a reference model on the same
+    lists: the reference's reciprocal rank and NDCG@10 minus the model's. The standard
+    error of a paired difference is much smaller than either model's own, because most
+    of a list's difficulty is common to both.
+
+    >>> t = PairedTotals()
+    >>> a = list_metrics(np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([0.5, 0.5]))
+    >>> b = list_metrics(np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([0.5, 0.5]))
+    >>> t.add(a, b); t.add(a, a)
+    >>> s = t.summary()
+    >>> s["lists"], s["mrr_diff"], round(s["mrr_diff_se"], 3)
+    (2, 0.25, 0.177)
+    """
+
+    def __init__(self) -> None:
+        self.lists = 0
+        self.rr = self.rr2 = 0.0
+        self.ndcg = self.ndcg2 = 0.0
+
+    def add(self, reference: ListMetrics, model: ListMetrics) -> None:
+        """Count one labelled list scored by both."""
+        d_rr = reference.reciprocal_rank - model.reciprocal_rank
+        d_ndcg = reference.ndcg - model.ndcg
+        self.lists += 1
+        self.rr += d_rr
+        self.rr2 += d_rr * d_rr
+        self.ndcg += d_ndcg
+        self.ndcg2 += d_ndcg * d_ndcg
+
+    def summary(self) -> dict[str, Any]:
+        """Mean differences and their standard errors (``None`` where undefined)."""
+        mrr, mrr_se = MetricTotals._mean_se(self.rr, self.rr2, self.lists)
+        ndcg, ndcg_se = MetricTotals._mean_se(self.ndcg, self.ndcg2, self.lists)
+        return {"lists": self.lists, "mrr_diff": mrr, "mrr_diff_se": mrr_se,
+                "ndcg_at_10_diff": ndcg, "ndcg_at_10_diff_se": ndcg_se}
+

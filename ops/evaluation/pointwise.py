@@ -39,7 +39,7 @@ import numpy.typing as npt
 from learner.features import CROSS_FEATURES, FeatureBlock
 from streams.examples import LabeledList
 
-__all__ = ["RiverRanker", "VW_ARGS", "VWRanker", "tokens"]
+__all__ = ["VW_ARGS", "RiverRanker", "VWRanker", "tokens"]
 
 F64 = npt.NDArray[np.float64]
 _CROSS = frozenset(CROSS_FEATURES)

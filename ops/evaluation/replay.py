@@ -49,12 +49,18 @@ import orjson
 
 from learner.features import FeatureBlock
 from learner.trainer import Trainer
-from ops.evaluation.metrics import MetricTotals, list_metrics, true_ndcg
+from ops.evaluation.metrics import MetricTotals, PairedTotals, list_metrics, true_ndcg
 from ops.evaluation.rankers import OracleRanker, Ranker, TrainerRanker, make_ranker
 from ops.simulator.eventlog import LogLine
 from streams.examples import LabeledList
 from streams.pipeline import Pipeline
-from streams.schemas import ImpressionEvent, InteractionEvent, InvalidEvent, ItemEvent, decode_event
+from streams.schemas import (
+    ImpressionEvent,
+    InteractionEvent,
+    InvalidEvent,
+    ItemEvent,
+    decode_event,
+)
 
 __all__ = ["Replay", "WindowCallback", "make_ranker"]
 
@@ -130,6 +136,8 @@ class Replay:
         assert counters is not None
         self.pipeline = Pipeline.in_memory(bits, stats=lambda: counters.stats)
         self.overall = {n: MetricTotals() for n in names}
+        #: each other model's per-list difference from the first (the reference)
+        self.paired = {n: PairedTotals() for n in names[1:]}
         self.windows: list[dict[str, MetricTotals]] = []
         self._pending: OrderedDict[str, _Served] = OrderedDict()
         self._done_upto = 0  # lists with index < this are settled
@@ -275,11 +283,16 @@ class Replay:
             return
         self.counts["labelled_lists"] += 1
         window = self.windows[served.index // self.every]
+        reference = None
         for r in self.rankers:
             m = list_metrics(served.scores[r.name], served.gains, served.probs[r.name],
                              examination=served.examination)
             self.overall[r.name].add(m)
             window[r.name].add(m)
+            if reference is None:
+                reference = m
+            else:
+                self.paired[r.name].add(reference, m)
 
     def _report(self, w: int) -> None:
         self._reported = w + 1
@@ -304,6 +317,8 @@ class Replay:
             "settings": {"bits": self.bits, "batch": self.batch, "every": self.every,
                          "settle": self.settle},
             "overall": {n: t.summary() for n, t in self.overall.items()},
+            "paired": {"reference": self.rankers[0].name,
+                       "models": {n: t.summary() for n, t in self.paired.items()}},
             "windows": [{"first": w * self.every,
                          "last": min((w + 1) * self.every, self.counts["served"]) - 1,
                          "models": {n: {k: v for k, v in t.summary().items()

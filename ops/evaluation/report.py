@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["COLUMNS", "oracle_share", "overall_table", "progress_line", "window_table"]
+__all__ = ["COLUMNS", "oracle_share", "overall_table", "paired_table", "progress_line",
+           "window_table"]
 
 #: column key -> (header, format, higher is better)
 COLUMNS: dict[str, tuple[str, str, bool]] = {
@@ -95,6 +96,36 @@ def overall_table(result: Mapping[str, Any], columns: Sequence[str] = tuple(COLU
                 text += f" ± {err:.3f}"
             cells.append(text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(result: Mapping[str, Any]) -> str | None:
+    """The reference model's per-list lead over each other model on MRR and NDCG@10, with
+    its standard error (paired over the same lists); ``None`` when the result has none.
+
+    >>> result = {"paired": {"reference": "full", "models": {"river": {
+    ...     "lists": 9, "mrr_diff": 0.0061, "mrr_diff_se": 0.0015,
+    ...     "ndcg_at_10_diff": 0.0058, "ndcg_at_10_diff_se": 0.0016}}}}
+    >>> print(paired_table(result))
+    | full minus | lists | MRR | NDCG@10 |
+    |---|---|---|---|
+    | river | 9 | +0.0061 ± 0.0015 (4.1 se) | +0.0058 ± 0.0016 (3.6 se) |
+    """
+    paired = result.get("paired")
+    if not paired or not paired.get("models"):
+        return None
+
+    def cell(d: float | None, se: float | None) -> str:
+        if d is None:
+            return "–"
+        if not se:
+            return f"{d:+.4f}"
+        return f"{d:+.4f} ± {se:.4f} ({d / se:.1f} se)"
+
+    lines = [f"| {paired['reference']} minus | lists | MRR | NDCG@10 |", "|---|---|---|---|"]
+    for m, f in paired["models"].items():
+        lines.append(f"| {m} | {f['lists']} | {cell(f['mrr_diff'], f['mrr_diff_se'])} | "
+                     f"{cell(f['ndcg_at_10_diff'], f['ndcg_at_10_diff_se'])} |")
     return "\n".join(lines)
 
 

@@ -15,7 +15,12 @@ import pytest
 from learner.features import FeatureBlock
 from ops.evaluation import MetricTotals, Replay, list_metrics, make_ranker, true_ndcg
 from ops.evaluation.pointwise import tokens
-from ops.evaluation.report import oracle_share, overall_table, window_table
+from ops.evaluation.report import (
+    oracle_share,
+    overall_table,
+    paired_table,
+    window_table,
+)
 from ops.obd import fetch_obd, obd_to_log, read_obd
 from ops.simulator import Simulator
 from ops.simulator.eventlog import EventLogWriter, LogLine, read_log, simulate_log
@@ -160,6 +165,18 @@ def test_every_model_runs_on_a_small_simulated_log() -> None:
     table = overall_table(result)
     assert table.count("\n") == len(models) + 1 and "oracle share" in table
     assert window_table(result, "true_ndcg_at_10").count("\n") == 4
+    # the paired differences are the first model's figures minus each other's, list by list
+    assert result["paired"]["reference"] == "full"
+    assert set(result["paired"]["models"]) == set(models[1:])
+    full = result["overall"]["full"]
+    for m in models[1:]:
+        d = result["paired"]["models"][m]
+        assert d["lists"] == full["lists"]
+        assert d["mrr_diff"] == pytest.approx(full["mrr"] - result["overall"][m]["mrr"])
+        assert d["ndcg_at_10_diff"] == pytest.approx(full["ndcg_at_10"]
+                                                     - result["overall"][m]["ndcg_at_10"])
+        assert d["mrr_diff_se"] is not None and d["mrr_diff_se"] >= 0
+    assert paired_table(result).count("\n") == len(models)
 
 
 def test_pointwise_tokens_one_per_column() -> None:
