@@ -7,6 +7,8 @@ Faust worker, every Redis client) connects the same way:
 
 * :func:`kafka_python_options`: keyword arguments of kafka-python's ``KafkaProducer``,
   ``KafkaConsumer`` and ``KafkaAdminClient``.
+* :func:`librdkafka_options`: settings of librdkafka's producer (``confluent_kafka``), by
+  their dotted names: the scorer's impression logger.
 * :func:`faust_broker_options`: keyword arguments of ``faust.App`` (``broker_credentials``).
 * :func:`aiokafka_options`: keyword arguments of ``aiokafka.AIOKafkaConsumer`` (the
   learner's consumer of the examples topic).
@@ -47,6 +49,7 @@ __all__ = [
     "faust_broker_options",
     "kafka_python_options",
     "kafka_ssl_context",
+    "librdkafka_options",
     "redis_options",
 ]
 
@@ -90,6 +93,38 @@ def kafka_python_options(settings: CommonSettings) -> dict[str, Any]:
         options["ssl_check_hostname"] = True
         for key, value in (("ssl_cafile", cafile), ("ssl_certfile", certfile),
                            ("ssl_keyfile", keyfile)):
+            if value is not None:
+                options[key] = value
+    return options
+
+
+def librdkafka_options(settings: CommonSettings) -> dict[str, Any]:
+    """Security settings of librdkafka clients (``confluent_kafka.Producer({...})``).
+
+    Returns ``{}`` for PLAINTEXT. The SASL password is in the dict in clear (the client
+    needs it): never log the dict.
+
+    >>> from ops.settings import ScorerSettings
+    >>> librdkafka_options(ScorerSettings(_env_file=None, kafka_security_protocol="SASL_PLAINTEXT",
+    ...                                   kafka_sasl_username="svc", kafka_sasl_password="pa55"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': 'svc',
+     'sasl.password': 'pa55'}
+    """
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security.protocol": protocol}
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validator checks it
+        options.update({"sasl.mechanism": settings.kafka_sasl_mechanism,
+                        "sasl.username": settings.kafka_sasl_username,
+                        "sasl.password": settings.kafka_sasl_password.get_secret_value()})
+    if protocol.endswith("SSL"):
+        cafile, certfile, keyfile = _kafka_files(settings)
+        options["ssl.endpoint.identification.algorithm"] = "https"
+        for key, value in (("ssl.ca.location", cafile), ("ssl.certificate.location", certfile),
+                           ("ssl.key.location", keyfile)):
             if value is not None:
                 options[key] = value
     return options

@@ -179,7 +179,7 @@ class ScorerSettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     #: Most candidates one ``POST /rank`` may carry.
-    max_candidates: int = Field(default=1000, ge=1)
+    max_candidates: int = Field(default=1000, ge=1, le=10_000)
     #: Most bytes one request body may carry.
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     #: Bound of the in-process buffer of impressions waiting for Kafka.

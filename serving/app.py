@@ -69,7 +69,7 @@ from learner.features import RankContext
 from learner.store import SnapshotStore
 from monitor.dashboard import MonitorFeed, admin_routes, dashboard_routes
 from monitor.prometheus import MonitorCollector
-from ops.security import kafka_python_options, redis_options
+from ops.security import librdkafka_options, redis_options
 from ops.settings import ScorerSettings
 from serving.auth import require_admin
 from serving.context import RequestState, StateReader
@@ -159,19 +159,35 @@ def _answer(req: RankRequest, cache: SnapshotCache, impressions: ImpressionLogge
     impression_id = req.impression_id or f"imp-{uuid.uuid4().hex}"
     items = req.items
     if req.log:
-        impressions.log({
-            "impression_id": impression_id, "user_id": req.user_id,
-            "session_id": req.session_id, "query": req.query,
-            "items": [{"item_id": items[i].item_id, "position": pos,
-                       "base_score": items[i].base_score, "propensity": None,
-                       "features": items[i].features}
-                      for pos, (i, _, _) in enumerate(rows, start=1)],
-            "context": req.context, "model_version": version, "ts": int(time.time() * 1000),
-        })
+        impressions.log(_impression(req, impression_id, rows, version), validated=True)
     return {"impression_id": impression_id, "model_version": version,
             "degraded": reason is not None,
             "items": [{"item_id": items[i].item_id, "score": score, "propensity": None,
                        "explanation": explanation} for i, score, explanation in rows]}
+
+
+def _impression(req: RankRequest, impression_id: str, rows: list[RankedRow],
+                version: str | None) -> dict[str, Any]:
+    """The served list as an impression event, from the validated request's values only
+    (so it satisfies the contract without validating it again); ``None`` fields left out.
+    """
+    items = req.items
+    served = []
+    for pos, (i, _, _) in enumerate(rows, start=1):
+        it = items[i]
+        entry: dict[str, Any] = {"item_id": it.item_id, "position": pos}
+        if it.base_score is not None:
+            entry["base_score"] = it.base_score
+        if it.features:
+            entry["features"] = it.features
+        served.append(entry)
+    event: dict[str, Any] = {"impression_id": impression_id, "user_id": req.user_id,
+                             "items": served, "ts": int(time.time() * 1000)}
+    for key, value in (("session_id", req.session_id), ("query", req.query),
+                       ("context", req.context or None), ("model_version", version)):
+        if value is not None:
+            event[key] = value
+    return event
 
 
 def _as_sent(req: RankRequest) -> dict[str, Any]:
@@ -298,7 +314,7 @@ def create_app(settings: ScorerSettings | None = None) -> Starlette:
     """
     settings = settings if settings is not None else ScorerSettings()
     # translated here, so that a missing certificate file fails at startup, naming its variable
-    kafka_options = kafka_python_options(settings)
+    kafka_options = librdkafka_options(settings)
     redis_security = redis_options(settings)
 
     @asynccontextmanager

@@ -20,6 +20,7 @@ from ops.security import (
     SecurityConfigError,
     faust_broker_options,
     kafka_python_options,
+    librdkafka_options,
     kafka_ssl_context,
     redis_options,
 )
@@ -120,6 +121,28 @@ def test_sasl_over_tls_for_kafka_python(tls_files: dict[str, str]) -> None:
         "sasl_plain_username": "svc", "sasl_plain_password": SECRETS["sasl"],
         "ssl_check_hostname": True, "ssl_cafile": tls_files["cert"],
         "ssl_certfile": tls_files["cert"], "ssl_keyfile": tls_files["key"]}
+
+
+def test_sasl_over_tls_for_librdkafka_is_accepted_by_its_producer(
+        tls_files: dict[str, str]) -> None:
+    """librdkafka refuses unknown or malformed settings when the producer is made (no broker
+    needed: it connects in the background)."""
+    from confluent_kafka import KafkaException, Producer
+
+    s = unreachable_settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+                  kafka_sasl_username="svc", kafka_sasl_password=SECRETS["sasl"],
+                  kafka_ssl_cafile=tls_files["cert"], kafka_ssl_certfile=tls_files["cert"],
+                  kafka_ssl_keyfile=tls_files["key"])
+    options = librdkafka_options(s)
+    assert options == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "svc", "sasl.password": SECRETS["sasl"],
+        "ssl.endpoint.identification.algorithm": "https", "ssl.ca.location": tls_files["cert"],
+        "ssl.certificate.location": tls_files["cert"], "ssl.key.location": tls_files["key"]}
+    assert librdkafka_options(unreachable_settings()) == {}
+    Producer({"bootstrap.servers": s.kafka_bootstrap_servers, **options})  # raises if refused
+    with pytest.raises(KafkaException):  # which it does, for a misspelt one
+        Producer({"bootstrap.servers": s.kafka_bootstrap_servers, "sasl.usrname": "svc"})
 
 
 def test_the_kafka_python_options_are_known_to_each_of_its_clients(
