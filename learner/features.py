@@ -44,10 +44,11 @@ import numpy as np
 import numpy.typing as npt
 
 from learner.hashing import _hash_str, cross, to_index
-from learner.items import ItemCache, text_match, tokenize, unknown_item_info
+from learner.items import ItemCache, ItemInfo, text_match, tokenize, unknown_item_info
 from learner.state import State
 from learner.state_features import Columns, affinities, lifts, seen, taste_match
 from learner.stats import ItemStats
+from learner.text_encoder import default_encoder
 
 __all__ = [
     "CROSS_FEATURES",
@@ -78,7 +79,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "user_item_clicks", "user_item_examined", "user_item_carts",
     "session_item_lift", "session_brand_lift", "session_category_lift",
     "user_taste_match", "session_taste_match",
-    "item_popularity", "item_ctr", "text_match",
+    "item_popularity", "item_ctr", "text_match", "semantic_match",
     "base_score_z", "upstream_rank", "relative_price",
 )
 #: The names of the columns every block has (request features add ``request:*`` ones).
@@ -251,6 +252,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     else:
         popularity, ctr = np.zeros(n), np.zeros(n)
     match = text_match(tokenize(query), [x.tokens for x in infos])
+    semantic = semantic_match(query, infos)
     if base_scores is not None and any(b is not None for b in base_scores):
         bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
         bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
@@ -276,6 +278,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         "session_category_lift": s_lift[:, 2],
         "user_taste_match": u_taste, "session_taste_match": s_taste,
         "item_popularity": popularity, "item_ctr": ctr, "text_match": match,
+        "semantic_match": semantic,
         "base_score_z": base_z, "upstream_rank": upstream, "relative_price": rel_price,
     }
     if request_features is not None:
@@ -302,6 +305,27 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     return FeatureBlock(index=np.concatenate([cross_idx, num_idx, vec_idx], axis=1),
                         value=np.concatenate([cross_val, num_val, vec_val], axis=1),
                         names=tuple(names), dense=dense)
+
+
+def semantic_match(query: str | None, infos: Sequence[ItemInfo]) -> npt.NDArray[np.float64]:
+    """``(n,)`` cosine of the query's sentence embedding with each item's ``text_vector``
+    (:mod:`learner.text_encoder`); 0 without a query, an encoder, or the item's vector.
+
+    >>> semantic_match(None, [unknown_item_info("a")]).tolist()
+    [0.0]
+    """
+    n = len(infos)
+    encoder = default_encoder() if query else None
+    if encoder is None or not any(x.text_vector is not None for x in infos):
+        return np.zeros(n)
+    q = encoder.encode_one(query)
+    dim = len(q)
+    out = np.zeros(n)
+    rows = [i for i, x in enumerate(infos) if x.text_vector is not None
+            and len(x.text_vector) == dim]
+    if rows:
+        out[rows] = np.stack([infos[i].text_vector for i in rows]) @ q
+    return out
 
 
 def _vector_crosses(ctx: RankContext, cols: Columns, bits: int

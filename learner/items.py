@@ -21,7 +21,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -99,6 +99,10 @@ class ItemInfo:
     #: The catalog's ``embedding`` as a unit vector of at most :data:`VECTOR_DIM`
     #: dimensions (see :func:`item_vector`), ``None`` without one.
     vector: tuple[float, ...] | None = None
+    #: The sentence embedding of the item's text (``text_vector`` in the catalog entry,
+    #: written by the worker at ingest; :mod:`learner.text_encoder`), ``None`` without one.
+    text_vector: npt.NDArray[np.float32] | None = field(default=None, compare=False,
+                                                          repr=False)
 
     @property
     def known(self) -> bool:
@@ -131,7 +135,23 @@ def item_info(item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
         price_hash=0 if log_price is None else _hash_str(f"price_level={round(log_price * 2)}"),
         lift_keys=_lift_keys(item_id, brand, levels, float(price) if known_price else None),
         vector=item_vector(item.get("embedding")),
+        text_vector=_text_vector(item.get("text_vector")),
     )
+
+
+def _text_vector(values: Any) -> npt.NDArray[np.float32] | None:
+    """A catalog entry's ``text_vector`` as a read-only float32 array (``None`` when it
+    is missing or not a finite, non-empty list of numbers)."""
+    if not isinstance(values, (list, tuple)) or not values:
+        return None
+    try:
+        v = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    if v.ndim != 1 or not np.isfinite(v).all():
+        return None
+    v.setflags(write=False)
+    return v
 
 
 #: Dimensions an item vector keeps: longer embeddings are projected down to this many.

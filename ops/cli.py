@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "ops.cli_evaluate",
     "dashboard": "ops.cli_dashboard",
     "model": "ops.cli_model",
+    "text-model": "ops.cli_text",
 }
 
 

@@ -13,6 +13,7 @@ import redis
 from kafka import KafkaConsumer
 
 from learner.features import FeatureBlock
+from learner.text_encoder import default_encoder
 from ops.processes import scorer_process, worker_process
 from ops.services import free_port
 from streams.producer import EventProducer
@@ -114,6 +115,8 @@ def test_scorer_features_equal_the_features_the_worker_trained_on(
     assert values["sku-9"]["viewed_in_session"] == 1.0
     assert values["sku-0"]["engaged_by_user"] == 1.0
     assert values["sku-0"]["item_ctr"] > values["sku-11"]["item_ctr"]
+    if default_encoder() is not None:  # the sentence embeddings agree too (scripts/bootstrap)
+        assert sum(v["semantic_match"] != 0.0 for v in values.values()) >= len(values) // 2
 
 
 def test_a_view_counts_in_the_very_next_ranking(settings_env: dict[str, str],
