@@ -174,8 +174,10 @@ class LogLearner:
         return len(fresh)
 
     def _learn(self, records: list[LabeledList]) -> None:
-        """One update; a batch that fails is logged and left as far as it got (the same
-        in every replay, so the state stays a function of the log)."""
+        """One update. A record the trainer cannot apply is skipped by the trainer
+        (:meth:`Trainer.learn_batch <learner.trainer.Trainer.learn_batch>`); a batch that
+        still fails is logged and left as far as it got (the same in every replay, so the
+        state stays a function of the log)."""
         try:
             self.trainer.learn_batch(records)
         except Exception:

@@ -28,6 +28,7 @@ evidence against it than ``b``'s skip at position 2.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -45,6 +46,8 @@ from learner.stats import ItemStats
 from streams.examples import LabeledList
 
 __all__ = ["Trainer", "block_of"]
+
+log = logging.getLogger(__name__)
 
 
 def block_of(rec: LabeledList, bits: int) -> FeatureBlock:
@@ -102,6 +105,8 @@ class Trainer:
         self.examples = 0
         #: Shown lists counted so far.
         self.shown = 0
+        #: Labelled records skipped because they could not be applied (this process).
+        self.skipped = 0
         #: Updates since the last snapshot was taken.
         self.dirty = 0
         self.last_update_ms: int | None = None
@@ -111,7 +116,11 @@ class Trainer:
         self.learn_batch([rec])
 
     def learn_batch(self, records: Sequence[LabeledList]) -> None:
-        """Apply a batch of records: counters first, then one model update."""
+        """Apply a batch of records: counters first, then one model update.
+
+        A record whose features cannot be decoded, or whose labels and positions do not
+        fit its list, is skipped (logged, counted in :attr:`skipped`); the others are
+        applied, so one bad record costs only itself."""
         batch: list[ListExample] = []
         counts: list[tuple[npt.NDArray[np.uint64], npt.ArrayLike, npt.ArrayLike, int]] = []
         for rec in records:
@@ -122,13 +131,23 @@ class Trainer:
                 counts.append((hashes, np.ones(len(hashes)), np.zeros(len(hashes)), ts))
                 self.shown += 1
                 continue
-            block = block_of(rec, self.bits)
-            labels = np.asarray(rec.labels, dtype=np.float64)
+            try:
+                block = block_of(rec, self.bits)
+                labels = np.asarray(rec.labels, dtype=np.float64)
+                positions = np.asarray(rec.positions)
+                if not len(block) == labels.size == positions.size == len(rec.item_ids):
+                    raise ValueError(f"{len(rec.item_ids)} items, {len(block)} feature rows, "
+                                     f"{labels.size} labels, {positions.size} positions")
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                self.skipped += 1
+                log.warning("learn: skipped record %s (%s: %s)", rec.source,
+                            type(exc).__name__, exc)
+                continue
             hashes = (block.dense.items if block.dense is not None else np.fromiter(
                 (_hash_str(f"item={i}") for i in rec.item_ids), dtype=np.uint64))
             counts.append((hashes, np.zeros(len(hashes)), labels, ts))
-            batch.append(ListExample(block, positions=np.asarray(rec.positions),
-                                     labels=labels, weight=rec.weight))
+            batch.append(ListExample(block, positions=positions, labels=labels,
+                                     weight=rec.weight))
             self.examples += 1
         self.stats.record_many(counts)  # the same as one record() each, in order
         if batch:
