@@ -24,6 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# numpy's OpenBLAS single-threaded in this process, as the scorer runs it
+# (ops/cli_serve.py): its spinning threads would take CPU from the timed thread (torch's
+# own threads, used by the learner, are not affected)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import orjson
 
 from bench import BENCHMARKS

@@ -316,15 +316,19 @@ def semantic_match(query: str | None, infos: Sequence[ItemInfo]) -> npt.NDArray[
     """
     n = len(infos)
     encoder = default_encoder() if query else None
-    if encoder is None or not any(x.text_vector is not None for x in infos):
+    vectors = [x.text_vector for x in infos] if encoder is not None else []
+    if not any(v is not None for v in vectors):
         return np.zeros(n)
+    assert encoder is not None and query is not None
     q = encoder.encode_one(query)
     dim = len(q)
+    rows = [i for i, v in enumerate(vectors) if v is not None and len(v) == dim]
     out = np.zeros(n)
-    rows = [i for i, x in enumerate(infos) if x.text_vector is not None
-            and len(x.text_vector) == dim]
-    if rows:
-        out[rows] = np.stack([infos[i].text_vector for i in rows]) @ q
+    if rows:  # one concatenate: np.stack costs three times as much for 100 vectors
+        picked = vectors if len(rows) == n else [vectors[i] for i in rows]
+        # einsum, not @: a BLAS call here wakes OpenBLAS's threads, whose spinning beside
+        # the request thread doubled the whole ranking's time on two cores
+        out[rows] = np.einsum("ij,j->i", np.concatenate(picked).reshape(len(rows), dim), q)
     return out
 
 

@@ -13,8 +13,14 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
+
+# One scorer process is one request thread: BLAS threads (OpenBLAS spins while it waits
+# for work) would only take CPU from it. Before numpy is imported; the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from pydantic import ValidationError
 
