@@ -73,36 +73,48 @@ def _kafka_files(settings: CommonSettings) -> tuple[str | None, str | None, str 
             _readable(settings.kafka_ssl_keyfile, "STREAMRANK_KAFKA_SSL_KEYFILE"))
 
 
+#: One client's names for the security settings, in the order: protocol, SASL mechanism,
+#: user, password, CA file, certificate file, key file.
+_KAFKA_PYTHON_NAMES = ("security_protocol", "sasl_mechanism", "sasl_plain_username",
+                       "sasl_plain_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+_LIBRDKAFKA_NAMES = ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password",
+                     "ssl.ca.location", "ssl.certificate.location", "ssl.key.location")
+
+
+def _kafka_security(settings: CommonSettings, names: tuple[str, ...],
+                    verify_host: tuple[str, Any]) -> dict[str, Any]:
+    """The Kafka security settings under one client's ``names``; ``verify_host`` is the
+    setting and value that make it check the broker's host name under TLS."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    key_protocol, key_mechanism, key_user, key_password, *key_files = names
+    options: dict[str, Any] = {key_protocol: protocol}
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validator checks it
+        options.update({key_mechanism: settings.kafka_sasl_mechanism,
+                        key_user: settings.kafka_sasl_username,
+                        key_password: settings.kafka_sasl_password.get_secret_value()})
+    if protocol.endswith("SSL"):
+        options[verify_host[0]] = verify_host[1]
+        for key, value in zip(key_files, _kafka_files(settings)):
+            if value is not None:
+                options[key] = value
+    return options
+
+
 def kafka_python_options(settings: CommonSettings) -> dict[str, Any]:
     """Security options of kafka-python clients (``KafkaProducer(**options)``, ...).
 
     Returns ``{}`` for PLAINTEXT. The SASL password is in the dict in clear (the client
     needs it): never log the dict.
     """
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return {}
-    options: dict[str, Any] = {"security_protocol": protocol}
-    if protocol.startswith("SASL_"):
-        assert settings.kafka_sasl_password is not None  # the settings validator checks it
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                       sasl_plain_username=settings.kafka_sasl_username,
-                       sasl_plain_password=settings.kafka_sasl_password.get_secret_value())
-    if protocol.endswith("SSL"):
-        cafile, certfile, keyfile = _kafka_files(settings)
-        options["ssl_check_hostname"] = True
-        for key, value in (("ssl_cafile", cafile), ("ssl_certfile", certfile),
-                           ("ssl_keyfile", keyfile)):
-            if value is not None:
-                options[key] = value
-    return options
+    return _kafka_security(settings, _KAFKA_PYTHON_NAMES, ("ssl_check_hostname", True))
 
 
 def librdkafka_options(settings: CommonSettings) -> dict[str, Any]:
-    """Security settings of librdkafka clients (``confluent_kafka.Producer({...})``).
-
-    Returns ``{}`` for PLAINTEXT. The SASL password is in the dict in clear (the client
-    needs it): never log the dict.
+    """Security settings of librdkafka clients (``confluent_kafka.Producer({...})``): the
+    same settings as :func:`kafka_python_options` under librdkafka's names.
 
     >>> from ops.settings import ScorerSettings
     >>> librdkafka_options(ScorerSettings(_env_file=None, kafka_security_protocol="SASL_PLAINTEXT",
@@ -111,23 +123,8 @@ def librdkafka_options(settings: CommonSettings) -> dict[str, Any]:
     {'security.protocol': 'SASL_PLAINTEXT', 'sasl.mechanism': 'PLAIN', 'sasl.username': 'svc',
      'sasl.password': 'pa55'}
     """
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return {}
-    options: dict[str, Any] = {"security.protocol": protocol}
-    if protocol.startswith("SASL_"):
-        assert settings.kafka_sasl_password is not None  # the settings validator checks it
-        options.update({"sasl.mechanism": settings.kafka_sasl_mechanism,
-                        "sasl.username": settings.kafka_sasl_username,
-                        "sasl.password": settings.kafka_sasl_password.get_secret_value()})
-    if protocol.endswith("SSL"):
-        cafile, certfile, keyfile = _kafka_files(settings)
-        options["ssl.endpoint.identification.algorithm"] = "https"
-        for key, value in (("ssl.ca.location", cafile), ("ssl.certificate.location", certfile),
-                           ("ssl.key.location", keyfile)):
-            if value is not None:
-                options[key] = value
-    return options
+    return _kafka_security(settings, _LIBRDKAFKA_NAMES,
+                           ("ssl.endpoint.identification.algorithm", "https"))
 
 
 def kafka_ssl_context(settings: CommonSettings) -> ssl.SSLContext:
