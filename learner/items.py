@@ -31,8 +31,8 @@ import numpy.typing as npt
 from learner.hashing import _hash_str
 from learner.state import category_levels, exposure_keys
 
-__all__ = ["VECTOR_DIM", "ItemCache", "ItemInfo", "item_info", "item_vector", "text_match",
-           "tokenize", "unknown_item_info"]
+__all__ = ["VECTOR_DIM", "ItemCache", "ItemInfo", "item_info", "item_text", "item_vector",
+           "text_match", "tokenize", "unknown_item_info"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -76,6 +76,20 @@ def text_match(query: frozenset[str], items_tokens: Sequence[frozenset[str]]
     return match
 
 
+def item_text(item: Mapping[str, Any]) -> str:
+    """An item's text: title, brand, category and tags, what its words (``tokens``) and
+    its sentence embedding (``text_vector``, :mod:`learner.text_encoder`) are made from.
+
+    >>> item_text({"title": "Trail shoe", "brand": "Acme", "category": "shoes/trail",
+    ...            "tags": ["waterproof"]})
+    'Trail shoe. Acme. shoes trail. waterproof'
+    """
+    parts = [str(item.get("title") or ""), str(item.get("brand") or ""),
+             str(item.get("category") or "").replace("/", " "),
+             " ".join(str(t) for t in item.get("tags") or [])]
+    return ". ".join(p for p in parts if p.strip())
+
+
 @dataclass(frozen=True)
 class ItemInfo:
     """One item's precomputed inputs to the features."""
@@ -116,8 +130,6 @@ def item_info(item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
     category = item.get("category") or None
     brand = (item.get("brand") or "").strip().lower() or None
     price = item.get("price")
-    text = " ".join(str(x) for x in [item.get("title") or "", category or "", brand or "",
-                                     *(item.get("tags") or [])])
     known_price = isinstance(price, (int, float)) and price > 0
     log_price = math.log(price) if known_price else None
     levels = tuple(category_levels(category))
@@ -131,7 +143,7 @@ def item_info(item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
         brand_hash=_hash_str(f"brand={brand}") if brand else 0,
         log_price=log_price,
         price=float(price) if known_price else None,
-        tokens=tokenize(text),
+        tokens=tokenize(item_text(item)),
         price_hash=0 if log_price is None else _hash_str(f"price_level={round(log_price * 2)}"),
         lift_keys=_lift_keys(item_id, brand, levels, float(price) if known_price else None),
         vector=item_vector(item.get("embedding")),

