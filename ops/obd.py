@@ -63,8 +63,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import subprocess
-import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -74,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from ops.simulator.eventlog import EventLogWriter
+from ops.wheels import WheelError, download_wheel
 
 __all__ = ["CAMPAIGNS", "OBP_VERSION", "POLICIES", "ObdError", "fetch_obd", "obd_to_log",
            "read_obd"]
@@ -94,20 +93,10 @@ def fetch_obd(cache_dir: str | Path) -> Path:
 
     Runs ``python -m pip download --no-deps obp==0.4.1 -d cache_dir`` (nothing is installed).
     """
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    pattern = f"obp-{OBP_VERSION}-*.whl"
-    found = sorted(cache.glob(pattern))
-    if not found:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"obp=={OBP_VERSION}", "-d", str(cache)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        found = sorted(cache.glob(pattern))
-        if proc.returncode != 0 or not found:
-            raise ObdError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()[-500:]}; check that PyPI is reachable, or "
-                           f"put the wheel {pattern} into {cache} yourself")
-    return found[-1]
+    try:
+        return download_wheel(f"obp=={OBP_VERSION}", cache_dir, f"obp-{OBP_VERSION}-*.whl")
+    except WheelError as exc:
+        raise ObdError(str(exc)) from None
 
 
 def read_obd(wheel: str | Path, policy: str = "random", campaign: str = "all"
