@@ -19,7 +19,7 @@ from ops.simulator import (
     make_users,
     run_traffic,
 )
-from ops.simulator.traffic import RankFn
+from ops.simulator.ab import RankFn
 from streams.schemas import ImpressionEvent, InteractionEvent, ItemEvent
 
 
