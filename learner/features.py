@@ -35,6 +35,7 @@ np.float32(1.0)
 from __future__ import annotations
 
 import binascii
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,10 +44,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from learner.catalog import Candidates, ItemCache
 from learner.hashing import _hash_str, cross, to_index
-from learner.items import ItemCache, ItemInfo, text_match, tokenize, unknown_item_info
+from learner.items import tokenize
 from learner.state import State
-from learner.state_features import Columns, affinities, lifts, seen, taste_match
+from learner.state_features import (
+    CODE_FEATURES,
+    ITEM_FEATURES,
+    code_features,
+    item_features,
+    price_fit,
+    taste_match,
+)
 from learner.stats import ItemStats
 from learner.text_encoder import default_encoder
 
@@ -68,17 +77,10 @@ CROSS_FEATURES: tuple[str, ...] = (
     "query_x_item", "query_x_category", "query_x_brand",
     "item", "category", "brand",
 )
-#: Numeric features (one learned weight each).
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "user_category_affinity", "user_brand_affinity", "user_price_affinity",
-    "session_category_affinity", "session_brand_affinity",
-    "favourite_brand", "favourite_category",
-    "viewed_in_session", "engaged_in_session", "viewed_by_user", "engaged_by_user",
-    "bought_by_user",
-    "user_item_lift", "user_brand_lift", "user_category_lift", "user_price_lift",
-    "user_item_clicks", "user_item_examined", "user_item_carts",
-    "session_item_lift", "session_brand_lift", "session_category_lift",
-    "user_taste_match", "session_taste_match",
+#: Numeric features (one learned weight each): those read from the state through the
+#: candidates' codes and item ids (:mod:`learner.state_features`), then the others.
+NUMERIC_FEATURES: tuple[str, ...] = CODE_FEATURES + ITEM_FEATURES + (
+    "user_price_affinity", "user_taste_match", "session_taste_match",
     "item_popularity", "item_ctr", "text_match", "semantic_match",
     "base_score_z", "upstream_rank", "relative_price",
 )
@@ -91,6 +93,7 @@ _CROSS_SIDE: tuple[str | None, ...] = tuple(
 _CROSS_TARGET = np.array([_TARGET_COLUMN[name.partition("_x_")[2] or name]
                           for name in CROSS_FEATURES], dtype=np.int64)
 _CROSS_CROSSED = np.array([side is not None for side in _CROSS_SIDE])
+_CROSS_ITEM = _CROSS_TARGET == _TARGET_COLUMN["item"]
 #: How many of the user's recent items the dense part embeds.
 DENSE_HISTORY = 10
 
@@ -197,16 +200,29 @@ def normalize_query(query: str) -> str:
 
 
 def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
+    d = x - x.sum() / len(x)
+    sd = math.sqrt(float(np.dot(d, d)) / len(x))
+    return d / sd if sd > 1e-9 else np.zeros_like(x)
 
 
 def _rank_score(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """1 for the largest value of the list, falling as 1 / log2(rank + 1)."""
-    order = np.argsort(-x, kind="stable")
-    rank = np.empty(len(x), dtype=np.float64)
-    rank[order] = np.arange(1, len(x) + 1)
-    return 1.0 / np.log2(rank + 1.0)
+    """1 for the largest value of the list, falling as 1 / log2(rank + 1); ties in the
+    order given.
+
+    >>> _rank_score(np.array([1.0, 3.0, 2.0])).round(3).tolist()
+    [0.5, 1.0, 0.631]
+    """
+    out = np.empty(len(x))
+    out[np.argsort(-x, kind="stable")] = _rank_curve(len(x))
+    return out
+
+
+@lru_cache(maxsize=64)
+def _rank_curve(n: int) -> npt.NDArray[np.float64]:
+    """``1 / log2(rank + 1)`` for ranks 1 to ``n`` (read-only: cached)."""
+    curve = 1.0 / np.log2(np.arange(1, n + 1, dtype=np.float64) + 1.0)
+    curve.setflags(write=False)
+    return curve
 
 
 def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
@@ -216,135 +232,129 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
               items: ItemCache | None = None, stats: ItemStats | None = None) -> FeatureBlock:
     """Features of each candidate in ``item_ids`` for the request ``ctx``."""
     n = len(item_ids)
-    infos = (items.infos(item_ids) if items is not None
-             else [unknown_item_info(i) for i in item_ids])
+    cands = (items if items is not None else _NO_CATALOG).gather(item_ids)
     # the candidates' hashes: item, category, brand, price level (half a natural-log unit
     # per bucket, about x1.65 in price); 0 where unknown
-    hashes = np.array([(x.item_hash, x.category_hash, x.brand_hash, x.price_hash)
-                       for x in infos], dtype=np.uint64).reshape(n, 4)
-    h_item, h_cat, h_brand = hashes[:, 0], hashes[:, 1], hashes[:, 2]
+    hashes = cands.hashes
+    h_item = hashes[:, 0]
     query = normalize_query(ctx.query) if ctx.query else None
-    tokens = {"user": ctx.user_id, "session": ctx.session_id, "query": query}
     # every cross in one vectorized pass: column j crosses side token j with target j
-    side_hash = np.array([_hash_str(f"{side}={tokens[side]}")
-                          if side is not None and tokens[side] is not None else 0
-                          for side in _CROSS_SIDE], dtype=np.uint64)
+    side_hash, absent = _side_hashes(ctx.user_id, ctx.session_id, query)
     target = hashes[:, _CROSS_TARGET]
     cross_idx = to_index(np.where(_CROSS_CROSSED, cross(side_hash, target), target), bits)
-    present = (hashes != 0).astype(np.float32)
-    present[:, 0] = 1.0
-    cross_val = present[:, _CROSS_TARGET]
-    absent = np.array([side is not None and tokens[side] is None for side in _CROSS_SIDE])
-    if absent.any():
+    cross_val = (target != 0).astype(np.float32)
+    cross_val[:, _CROSS_ITEM] = 1.0
+    if absent is not None:
         cross_idx[:, absent] = 0
         cross_val[:, absent] = 0.0
-    names: list[str] = list(CROSS_FEATURES)
 
-    cols = Columns.of(infos)
-    u_cat, u_brand, u_price, fav_b, fav_c = affinities(user, infos, cols)
-    s_cat, s_brand, _, _, _ = affinities(session, infos, cols)
-    s_viewed, s_engaged, _ = seen(session, item_ids)
-    u_viewed, u_engaged, u_bought = seen(user, item_ids)
-    u_lift, s_lift = lifts(user, item_ids, infos, cols), lifts(session, item_ids, infos, cols)
-    u_taste, s_taste = taste_match(user, cols), taste_match(session, cols)
     if stats is not None:
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
-        popularity, ctr = np.zeros(n), np.zeros(n)
-    match = text_match(tokenize(query), [x.tokens for x in infos])
-    semantic = semantic_match(query, infos)
+        popularity = ctr = np.zeros(n)
     if base_scores is not None and any(b is not None for b in base_scores):
         bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
-        bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
+        if np.isnan(bs).any():
+            bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
         base_z, upstream = _zscore(bs), _rank_score(bs)
     else:  # the order as sent is the upstream order
-        base_z, upstream = np.zeros(n), _rank_score(-np.arange(n, dtype=np.float64))
-    known = cols.has_price
-    rel_price = np.where(known, cols.log_price - (cols.log_price[known].mean() if known.any()
-                                                  else 0.0), 0.0)
-
-    numeric = {
-        "user_category_affinity": u_cat, "user_brand_affinity": u_brand,
-        "user_price_affinity": u_price, "session_category_affinity": s_cat,
-        "session_brand_affinity": s_brand, "favourite_brand": fav_b,
-        "favourite_category": fav_c, "viewed_in_session": s_viewed,
-        "engaged_in_session": s_engaged, "viewed_by_user": u_viewed,
-        "engaged_by_user": u_engaged, "bought_by_user": u_bought,
-        "user_item_lift": u_lift[:, 0], "user_brand_lift": u_lift[:, 1],
-        "user_category_lift": u_lift[:, 2], "user_price_lift": u_lift[:, 3],
-        "user_item_clicks": u_lift[:, 4], "user_item_examined": u_lift[:, 5],
-        "user_item_carts": u_lift[:, 6],
-        "session_item_lift": s_lift[:, 0], "session_brand_lift": s_lift[:, 1],
-        "session_category_lift": s_lift[:, 2],
-        "user_taste_match": u_taste, "session_taste_match": s_taste,
-        "item_popularity": popularity, "item_ctr": ctr, "text_match": match,
-        "semantic_match": semantic,
-        "base_score_z": base_z, "upstream_rank": upstream, "relative_price": rel_price,
-    }
+        base_z, upstream = np.zeros(n), _rank_curve(n)
+    known = cands.has_price
+    if known.all():
+        rel_price = cands.log_price - cands.log_price.mean()
+    elif known.any():
+        rel_price = np.where(known, cands.log_price - cands.log_price[known].mean(), 0.0)
+    else:
+        rel_price = np.zeros(n)
+    # in the order of NUMERIC_FEATURES after the code and item features
+    others = [price_fit(user, cands), taste_match(user, cands), taste_match(session, cands),
+              popularity, ctr, cands.text_match(tokenize(query)), semantic_match(query, cands),
+              base_z, upstream, rel_price]
+    numeric_names: tuple[str, ...] = NUMERIC_FEATURES
     if request_features is not None:
-        keys = sorted({k for f in request_features for k in f})
-        for key in keys:
+        extra: list[str] = []
+        for key in sorted({k for f in request_features for k in f}):
             raw = np.array([f.get(key, np.nan) for f in request_features], dtype=np.float64)
             have = ~np.isnan(raw)
             filled = np.where(have, raw, np.nanmedian(raw) if have.any() else 0.0)
-            numeric[f"request:{key}"] = np.sign(filled) * np.log1p(np.abs(filled))
-            numeric[f"request_rank:{key}"] = np.where(have, _rank_score(filled), 0.0)
-    names.extend(numeric)
-    num_idx = np.broadcast_to(_numeric_index(tuple(numeric), bits), (n, len(numeric)))
-    num_val = np.clip(np.array(list(numeric.values()), dtype=np.float32).reshape(
-        len(numeric), n).T, -10.0, 10.0)
+            others.append(np.sign(filled) * np.log1p(np.abs(filled)))
+            others.append(np.where(have, _rank_score(filled), 0.0))
+            extra += [f"request:{key}", f"request_rank:{key}"]
+        numeric_names += tuple(extra)
+    vectors = cands.vectors
+    dim = 0 if vectors is None else vectors.shape[1]
 
-    vec_idx, vec_val = _vector_crosses(ctx, cols, bits)
-    names.extend(f"user_x_vector:{k}" for k in range(vec_idx.shape[1]))
+    # one (n, k) block of indices and one of values, filled part by part
+    n_cross, n_code, n_item = len(CROSS_FEATURES), len(CODE_FEATURES), len(ITEM_FEATURES)
+    a, b = n_cross + n_code, n_cross + n_code + n_item
+    c = n_cross + len(numeric_names)
+    index = np.empty((n, c + dim), dtype=np.int64)
+    value = np.empty((n, c + dim), dtype=np.float32)
+    index[:, :n_cross] = cross_idx
+    value[:, :n_cross] = cross_val
+    index[:, n_cross:c] = _numeric_index(numeric_names, bits)
+    value[:, n_cross:a] = code_features(user, session, cands)
+    value[:, a:b] = item_features(user, session, cands)
+    value[:, b:c] = np.array(others).T
+    np.clip(value[:, n_cross:c], -10.0, 10.0, out=value[:, n_cross:c])
+    if vectors is not None:
+        # the user crossed with each dimension of the item vectors: one weight per user
+        # and dimension, a per-user linear taste in the embedding space
+        index[:, c:] = _vector_index(_hash_str(f"user={ctx.user_id}"), dim, bits)
+        value[:, c:] = vectors
 
     history = [r[1] for r in (user or {}).get("recent", [])][-DENSE_HISTORY:]
     dense = DenseInputs(
         user=_hash_str(f"user={ctx.user_id}"),
         history=np.fromiter((_hash_str(f"item={i}") for i in history), dtype=np.uint64),
-        items=h_item, categories=h_cat, brands=h_brand)
-    return FeatureBlock(index=np.concatenate([cross_idx, num_idx, vec_idx], axis=1),
-                        value=np.concatenate([cross_val, num_val, vec_val], axis=1),
-                        names=tuple(names), dense=dense)
+        items=h_item, categories=hashes[:, 1], brands=hashes[:, 2])
+    return FeatureBlock(index=index, value=value,
+                        names=_names(numeric_names, dim), dense=dense)
 
 
-def semantic_match(query: str | None, infos: Sequence[ItemInfo]) -> npt.NDArray[np.float64]:
+@lru_cache(maxsize=4096)
+def _side_hashes(user: str, session: str | None, query: str | None
+                 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_] | None]:
+    """The hash of each cross's side token (0 for the target alone), and which crosses
+    have no side token in this request (``None`` when all have one); read-only."""
+    tokens = {"user": user, "session": session, "query": query}
+    side = np.array([_hash_str(f"{s}={tokens[s]}") if s is not None and tokens[s] is not None
+                     else 0 for s in _CROSS_SIDE], dtype=np.uint64)
+    absent = np.array([s is not None and tokens[s] is None for s in _CROSS_SIDE])
+    side.setflags(write=False)
+    absent.setflags(write=False)
+    return side, (absent if absent.any() else None)
+
+
+@lru_cache(maxsize=256)
+def _names(numeric: tuple[str, ...], dim: int) -> tuple[str, ...]:
+    return CROSS_FEATURES + numeric + tuple(f"user_x_vector:{k}" for k in range(dim))
+
+
+_NO_CATALOG = ItemCache(capacity=0)
+
+
+def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float64]:
     """``(n,)`` cosine of the query's sentence embedding with each item's ``text_vector``
     (:mod:`learner.text_encoder`); 0 without a query, an encoder, or the item's vector.
 
-    >>> semantic_match(None, [unknown_item_info("a")]).tolist()
+    >>> semantic_match(None, ItemCache().gather(["a"])).tolist()
     [0.0]
     """
-    n = len(infos)
     encoder = default_encoder() if query else None
-    vectors = [x.text_vector for x in infos] if encoder is not None else []
-    if not any(v is not None for v in vectors):
-        return np.zeros(n)
-    assert encoder is not None and query is not None
-    q = encoder.encode_one(query)
-    dim = len(q)
-    rows = [i for i, v in enumerate(vectors) if v is not None and len(v) == dim]
-    out = np.zeros(n)
-    if rows:  # one concatenate: np.stack costs three times as much for 100 vectors
-        picked = vectors if len(rows) == n else [vectors[i] for i in rows]
-        # einsum, not @: a BLAS call here wakes OpenBLAS's threads, whose spinning beside
-        # the request thread doubled the whole ranking's time on two cores
-        out[rows] = np.einsum("ij,j->i", np.concatenate(picked).reshape(len(rows), dim), q)
-    return out
+    catalog = cands.catalog
+    if encoder is None or (catalog.text is None and not catalog._odd_text):
+        return np.zeros(len(cands))
+    assert query is not None
+    return cands.text_similarity(encoder.encode_one(query))
 
 
-def _vector_crosses(ctx: RankContext, cols: Columns, bits: int
-                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """The user crossed with each dimension of the item vectors: ``(n, d)`` indices and
-    values (the vectors' components), so the sparse part learns one weight per user and
-    dimension, a per-user linear taste in the embedding space; ``(n, 0)`` without vectors.
-    """
-    vectors = cols.vectors
-    n = len(cols.infos)
-    if vectors is None:
-        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-    user = np.full(1, _hash_str(f"user={ctx.user_id}"), dtype=np.uint64)
-    idx = to_index(cross(user, _vector_hashes(vectors.shape[1])), bits)
-    return np.broadcast_to(idx, (n, len(idx))), vectors.astype(np.float32)
+@lru_cache(maxsize=4096)
+def _vector_index(user: int, dim: int, bits: int) -> npt.NDArray[np.int64]:
+    """``(dim,)`` the index of the user crossed with each vector dimension (read-only)."""
+    idx = to_index(cross(np.full(1, user, dtype=np.uint64), _vector_hashes(dim)), bits)
+    idx.setflags(write=False)
+    return idx
 
 
 @lru_cache(maxsize=8)

@@ -2,8 +2,9 @@
 
 :func:`item_info` turns a catalog entry (an ItemEvent as a dict) into an
 :class:`ItemInfo` with its hashes, category levels, brand, log price and text tokens
-precomputed, so ranking a request only gathers them. :class:`ItemCache` keeps them by
-``item_id``; the worker fills it from the items stream, the scorer from Redis.
+precomputed, so ranking a request only gathers them. :class:`learner.catalog.ItemCache`
+keeps them by ``item_id``, in columns; the worker fills it from the items stream, the
+scorer from Redis.
 
 Examples
 --------
@@ -11,16 +12,15 @@ Examples
 ...                            "brand": "Acme", "price": 59.9, "tags": ["waterproof"]})
 >>> info.category, info.brand, sorted(info.tokens)
 ('shoes/running', 'acme', ['acme', 'run', 'running', 'shoe', 'shoes', 'trail', 'waterproof'])
->>> text_match(tokenize("running shoe"), [info.tokens]).tolist()
-[1.0]
+>>> info.price_hash != 0, info.lift_keys
+(True, ('i:sku-1', 'b:acme', 'c:shoes/running', 'p:8'))
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,8 +31,8 @@ import numpy.typing as npt
 from learner.hashing import _hash_str
 from learner.state import category_levels, exposure_keys
 
-__all__ = ["VECTOR_DIM", "ItemCache", "ItemInfo", "item_info", "item_text", "item_vector",
-           "text_match", "tokenize", "unknown_item_info"]
+__all__ = ["VECTOR_DIM", "ItemInfo", "item_info", "item_text", "item_vector", "tokenize",
+           "unknown_item_info"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -48,6 +48,7 @@ def _stems(token: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=4096)
 def tokenize(text: str | None) -> frozenset[str]:
     """Lower-cased word tokens with their light stems.
 
@@ -57,23 +58,6 @@ def tokenize(text: str | None) -> frozenset[str]:
     if not text:
         return frozenset()
     return frozenset(s for t in _TOKEN.findall(text.lower()) for s in _stems(t))
-
-
-def text_match(query: frozenset[str], items_tokens: Sequence[frozenset[str]]
-               ) -> npt.NDArray[np.float64]:
-    """``(n,)`` the share of the query's words found in each item's text (0 when there is
-    no query): one membership pass per query word over the items.
-
-    >>> text_match(tokenize("trail shoe"), [tokenize("trail shoes"), tokenize("bag")]).tolist()
-    [1.0, 0.0]
-    """
-    match = np.zeros(len(items_tokens))
-    for token in query:
-        match += np.fromiter((token in t for t in items_tokens), dtype=np.float64,
-                             count=len(items_tokens))
-    if query:
-        match /= len(query)
-    return match
 
 
 def item_text(item: Mapping[str, Any]) -> str:
@@ -214,47 +198,3 @@ def unknown_item_info(item_id: str) -> ItemInfo:
     (True, False)
     """
     return item_info(item_id, None)
-
-
-class ItemCache:
-    """``item_id -> ItemInfo``, bounded (least recently used out)."""
-
-    def __init__(self, capacity: int = 1_000_000,
-                 fallback: Callable[[str], Mapping[str, Any] | None] | None = None) -> None:
-        self.capacity = capacity
-        #: Where a miss is looked up (e.g. the worker's catalog table after a restart).
-        self.fallback = fallback
-        self._items: OrderedDict[str, ItemInfo] = OrderedDict()
-
-    def put(self, item_id: str, item: Mapping[str, Any] | None) -> ItemInfo:
-        """Store (or, with ``None``, forget) an item; return its info."""
-        if item is None:
-            self._items.pop(item_id, None)
-            return unknown_item_info(item_id)
-        info = item_info(item_id, item)
-        self._items[item_id] = info
-        self._items.move_to_end(item_id)
-        if len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-        return info
-
-    def get(self, item_id: str) -> ItemInfo | None:
-        """The item's info, or ``None`` when it is unknown."""
-        info = self._items.get(item_id)
-        if info is None and self.fallback is not None:
-            entry = self.fallback(item_id)
-            if entry is not None:
-                info = self.put(item_id, entry)
-        return info
-
-    def missing(self, item_ids: Iterable[str]) -> list[str]:
-        """Which of ``item_ids`` are not cached."""
-        return [i for i in item_ids if i not in self._items]
-
-    def infos(self, item_ids: Iterable[str]) -> list[ItemInfo]:
-        """Infos of ``item_ids``, unknown items as empty infos."""
-        get = self._items.get if self.fallback is None else self.get
-        return [get(i) or unknown_item_info(i) for i in item_ids]
-
-    def __len__(self) -> int:
-        return len(self._items)

@@ -53,13 +53,15 @@ def dense_slots(h: npt.NDArray[np.uint64] | int, rows: int) -> npt.NDArray[np.in
 
 def dense_logits(tables: Mapping[str, npt.NDArray[np.floating]],
                  dense: DenseInputs) -> npt.NDArray[np.float64]:
-    """``(n,)`` dense part ``<u, v_i>``."""
+    """``(n,)`` dense part ``<u, v_i>``: the item's own embedding plus those of its
+    category and brand where it has one (hash 0: none)."""
     users, items = tables["dense_user"], tables["dense_item"]
     cats, brands = tables["dense_category"], tables["dense_brand"]
-    u = users[dense_slots(dense.user, users.shape[0])].astype(np.float64)
+    u = users[dense.user & (users.shape[0] - 1)].astype(np.float64)
     if dense.history.size:
-        u = u + items[dense_slots(dense.history, items.shape[0])].mean(axis=0)
-    v = items[dense_slots(dense.items, items.shape[0])].astype(np.float64)
-    v += cats[dense_slots(dense.categories, cats.shape[0])] * (dense.categories != 0)[:, None]
-    v += brands[dense_slots(dense.brands, brands.shape[0])] * (dense.brands != 0)[:, None]
-    return v @ u
+        u = u + items[dense.history & np.uint64(items.shape[0] - 1)].mean(axis=0)
+    logits = items[dense.items & np.uint64(items.shape[0] - 1)] @ u
+    for table, h in ((cats, dense.categories), (brands, dense.brands)):
+        part = table[h & np.uint64(table.shape[0] - 1)] @ u
+        logits += np.where(h != 0, part, 0.0)
+    return logits

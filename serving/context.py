@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from learner.items import ItemCache
+from learner.catalog import ItemCache
 from learner.state import State
 from streams.history import mirror_keys
 

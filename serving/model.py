@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,11 @@ __all__ = ["DENSE_FEATURE", "ServingModel"]
 
 #: Name of the dense part's contribution in explanations.
 DENSE_FEATURE = "dense_match"
+
+
+@lru_cache(maxsize=256)
+def _with_dense(names: tuple[str, ...]) -> tuple[str, ...]:
+    return (*names, DENSE_FEATURE)
 
 
 class ServingModel:
@@ -56,11 +62,14 @@ class ServingModel:
 
     def contributions(self, block: FeatureBlock) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
         """``(n, k)`` per-feature contributions to each logit, and their names."""
-        sparse = (self.w[block.index] * block.value).astype(np.float64)
+        sparse = self.w[block.index] * block.value
         if self.dense is None or block.dense is None:
-            return sparse, block.names
-        d = dense_logits(self.dense, block.dense)[:, None]
-        return np.hstack([sparse, d]), (*block.names, DENSE_FEATURE)
+            return sparse.astype(np.float64), block.names
+        n, k = sparse.shape
+        out = np.empty((n, k + 1))
+        out[:, :k] = sparse
+        out[:, k] = dense_logits(self.dense, block.dense)
+        return out, _with_dense(block.names)
 
     def logits(self, block: FeatureBlock) -> npt.NDArray[np.float64]:
         """Relevance logit ``S`` of each candidate: one gather, one row sum, one matvec."""

@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from learner.catalog import ItemCache
 from learner.features import RankContext
-from learner.items import ItemCache
 from learner.state import State
 from serving.model import ServingModel
 from serving.schemas import RankItem
@@ -73,9 +73,15 @@ def upstream_order(items: Sequence[RankItem]) -> npt.NDArray[np.int64]:
     >>> upstream_order([RankItem(item_id="x"), RankItem(item_id="y")]).tolist()
     [0, 1]
     """
-    n = len(items)
-    base = np.fromiter((np.nan if it.base_score is None else it.base_score for it in items),
-                       dtype=np.float64, count=n)
+    return _upstream_order([it.base_score for it in items])
+
+
+def _upstream_order(scores: Sequence[float | None]) -> npt.NDArray[np.int64]:
+    """:func:`upstream_order` from the ``base_score`` of each item (``None`` for none)."""
+    n = len(scores)
+    if None not in scores:  # the common case: stable, by score descending
+        return np.argsort(-np.array(scores, dtype=np.float64), kind="stable")
+    base = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
     missing = np.isnan(base)
     neg = np.where(missing, 0.0, -base)
     # lexsort: the last key is the primary one -> (has no score, -score, position sent)
@@ -118,13 +124,15 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         ``index`` into ``items``; ``score`` the item's softmax share (the ``base_score``
         without a model); ``explanation`` ``None`` unless asked for and a model is there.
     """
-    up = upstream_order(items)
+    scores_sent = [it.base_score for it in items]
+    up = _upstream_order(scores_sent)
     if model is None:
-        return [(int(i), items[i].base_score, None) for i in up]
-    ups = [items[i] for i in up]
+        return [(i, scores_sent[i], None) for i in up.tolist()]
+    ups = [items[i] for i in up.tolist()]
+    features = [it.features for it in ups]
     block = model.features(
-        ctx, [it.item_id for it in ups], base_scores=[it.base_score for it in ups],
-        request_features=[it.features for it in ups] if any(it.features for it in ups) else None,
+        ctx, [it.item_id for it in ups], base_scores=[scores_sent[i] for i in up.tolist()],
+        request_features=features if any(features) else None,
         user=user, session=session, items=catalog)
     contrib, names = model.contributions(block)  # (n, k), in upstream order
     logits = contrib.sum(axis=1)

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from faust.types import EventT, StreamT
 
 from learner.checkpoint import CheckpointStore
-from learner.items import ItemCache
+from learner.catalog import ItemCache
 from learner.log_learner import LogLearner
 from learner.publisher import SnapshotPublisher
 from learner.stats import ItemStats, stats_of
