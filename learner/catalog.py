@@ -287,10 +287,17 @@ class Candidates:
         key = (column, prefix)
         out = self._distinct.get(key)
         if out is None:
-            names = self.catalog.vocabularies[column].values
-            out = {f"{prefix}{names[c]}": c for c in set(self.codes[:, column].tolist()) if c}
+            if prefix:
+                out = {prefix + value: c for value, c in self.distinct(column).items()}
+            else:
+                names = self.catalog.vocabularies[column].values
+                out = {names[c]: c for c in self._code_sets[column] if c}  # type: ignore[misc]
             self._distinct[key] = out
         return out
+
+    @cached_property
+    def _code_sets(self) -> list[set[int]]:
+        return [set(column) for column in self.codes.T.tolist()]
 
     def lookup(self, column: int, mapping: Mapping[str, Any], prefix: str = ""
                ) -> tuple[list[int], list[Any]]:
