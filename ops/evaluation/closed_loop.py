@@ -75,7 +75,9 @@ def closed_loop(n_events: int = 50_000, *, seed: int = 0, n_users: int = 200,
         if arm == "reranked":
             block = pipeline.features(RankContext(body["user_id"], body.get("session_id"),
                                                   body.get("query")), ids,
-                                      base_scores=[it.get("base_score") for it in body["items"]])
+                                      base_scores=[it.get("base_score") for it in body["items"]],
+                                      request_features=[it.get("features") or {}
+                                                        for it in body["items"]])
             order = np.argsort(-trainer.model.logits(block), kind="stable")
             served = [ids[i] for i in order]
         else:
