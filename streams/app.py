@@ -30,8 +30,8 @@ import faust
 import redis.asyncio as aioredis
 from faust.types import EventT, StreamT
 
-from learner.checkpoint import CheckpointStore
 from learner.catalog import ItemCache
+from learner.checkpoint import CheckpointStore
 from learner.log_learner import LogLearner
 from learner.publisher import SnapshotPublisher
 from learner.stats import ItemStats, stats_of
@@ -43,7 +43,13 @@ from streams.deadletter import dead_letter_value
 from streams.history import RedisMirror
 from streams.learning import ExamplesLearner
 from streams.pipeline import Effects, Pipeline
-from streams.schemas import ImpressionEvent, InteractionEvent, InvalidEvent, ItemEvent, decode_event
+from streams.schemas import (
+    ImpressionEvent,
+    InteractionEvent,
+    InvalidEvent,
+    ItemEvent,
+    decode_event,
+)
 from streams.topics import Topics
 
 __all__ = ["WorkerStats", "build_app"]

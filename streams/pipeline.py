@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from learner.features import FeatureBlock, RankContext, featurize
 from learner.catalog import ItemCache
+from learner.features import FeatureBlock, RankContext, featurize
 from learner.items import item_text
 from learner.state import State, record_exposure, update_state
 from learner.stats import ItemStats
