@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from learner.catalog import Candidates, ItemCache
+from learner.candidates import Candidates
+from learner.catalog import ItemCache
 from learner.hashing import _hash_str, cross, to_index
 from learner.items import tokenize
 from learner.state import State
@@ -283,6 +284,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         numeric_names += tuple(extra)
     vectors = cands.vectors
     dim = 0 if vectors is None else vectors.shape[1]
+    user_hash = _hash_str(f"user={ctx.user_id}")
 
     # one (n, k) block of indices and one of values, filled part by part
     n_cross, n_code, n_item = len(CROSS_FEATURES), len(CODE_FEATURES), len(ITEM_FEATURES)
@@ -300,12 +302,12 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     if vectors is not None:
         # the user crossed with each dimension of the item vectors: one weight per user
         # and dimension, a per-user linear taste in the embedding space
-        index[:, c:] = _vector_index(_hash_str(f"user={ctx.user_id}"), dim, bits)
+        index[:, c:] = _vector_index(user_hash, dim, bits)
         value[:, c:] = vectors
 
     history = [r[1] for r in (user or {}).get("recent", [])][-DENSE_HISTORY:]
     dense = DenseInputs(
-        user=_hash_str(f"user={ctx.user_id}"),
+        user=user_hash,
         history=np.fromiter((_hash_str(f"item={i}") for i in history), dtype=np.uint64),
         items=h_item, categories=hashes[:, 1], brands=hashes[:, 2])
     return FeatureBlock(index=index, value=value,
@@ -342,8 +344,7 @@ def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float
     [0.0]
     """
     encoder = default_encoder() if query else None
-    catalog = cands.catalog
-    if encoder is None or (catalog.text is None and not catalog._odd_text):
+    if encoder is None or not cands.catalog.has_text:
         return np.zeros(len(cands))
     assert query is not None
     return cands.text_similarity(encoder.encode_one(query))

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from learner.catalog import BRAND, LEAF, PRICE, TOP, Candidates
+from learner.candidates import BRAND, LEAF, PRICE, TOP, Candidates
 from learner.state import BRAND_KEY, CATEGORY_KEY, State
 
 __all__ = ["CODE_FEATURES", "ITEM_FEATURES", "LIFT_PRIOR_RATE", "LIFT_PRIOR_WEIGHT",
