@@ -146,11 +146,7 @@ def test_the_dashboard_draws_live_charts_and_its_control_rolls_back(
                 "css selector", f'button.serve[data-version="{target}"]'), timeout=10,
                 message="the version list")
             browser.find_element("id", "token").send_keys(TOKEN)
-            # find and click in one script: the page redraws the list every 2 s, newest
-            # version first, so a button found by one call and clicked by the next can
-            # have moved under the pointer (the click then lands on another row)
-            browser.execute_script("document.querySelector(arguments[0]).click()",
-                                   f'button.serve[data-version="{target}"]')
+            browser.find_element("css selector", f'button.serve[data-version="{target}"]').click()
             try:
                 wait_for(lambda: browser.find_element("tag name", "body").get_attribute(
                     "data-pinned") == str(target), timeout=15, message="the page showing the pin")
