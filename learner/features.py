@@ -34,7 +34,6 @@ np.float32(1.0)
 
 from __future__ import annotations
 
-import binascii
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pybase64
 
 from learner.candidates import Candidates
 from learner.catalog import ItemCache
@@ -180,14 +180,13 @@ class FeatureBlock:
 
 def _b64(a: npt.NDArray[Any], dtype: str) -> str:
     # indices are below 2**bits (at most 2**32: "<u4" holds them)
-    return binascii.b2a_base64(np.ascontiguousarray(a, dtype=dtype).tobytes(),
-                               newline=False).decode("ascii")
+    return pybase64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")
 
 
 def _array(data: str | Sequence[Any], dtype: str) -> npt.NDArray[Any]:
     """An array from :func:`_b64`'s text, or from a JSON list (the older form)."""
     if isinstance(data, str):
-        return np.frombuffer(binascii.a2b_base64(data), dtype=dtype)
+        return np.frombuffer(pybase64.b64decode(data, validate=True), dtype=dtype)
     return np.asarray(data, dtype=dtype)
 
 

@@ -73,13 +73,13 @@ class FTRLProximal:
         self.l2 = l2
         self.z = np.zeros(1 << bits, dtype=np.float64)
         self.n = np.zeros(1 << bits, dtype=np.float64)
-        # the served weights, kept current for the coordinates each step touches, so a
-        # snapshot is one copy rather than a pass over the whole space
-        self._w32 = np.zeros(1 << bits, dtype=np.float32)
+        # the weights, kept current for the coordinates each step touches: reading a
+        # block's weights is one gather, and a snapshot one pass over the space
+        self._w = np.zeros(1 << bits, dtype=np.float64)
 
     def weights_at(self, idx: Index) -> F64:
         """Current weights of the coordinates ``idx`` (any shape)."""
-        return self._weights_at(idx)
+        return self._w[idx]
 
     def _weights_at(self, idx: Index) -> F64:
         z = self.z[idx]
@@ -89,12 +89,10 @@ class FTRLProximal:
 
     def weights(self, dtype: type[np.floating] = np.float32) -> npt.NDArray[np.floating]:
         """All ``2**bits`` weights, as served (one dense array, a copy)."""
-        if dtype is np.float32:
-            return self._w32.copy()
-        return self._weights_at(np.arange(self.z.shape[0])).astype(dtype)
+        return self._w.astype(dtype)
 
     def _raw_dot_many(self, index: Index, value: Values) -> F64:
-        return (self._weights_at(index) * value).sum(axis=1)
+        return (self._w[index] * value).sum(axis=1)
 
     def predict_many(self, index: Index, value: Values) -> F64:
         """Click probability of each row of an ``(n, k)`` feature block."""
@@ -134,23 +132,26 @@ class FTRLProximal:
         self._step(coords, g)
 
     def state(self) -> StateDict:
-        """The complete optimizer state (copies): ``z``, ``n`` and the served weights."""
-        return {"z": self.z.copy(), "n": self.n.copy(), "w32": self._w32.copy()}
+        """The complete optimizer state (copies): ``z``, ``n`` and the served weights
+        (``w32``, which :meth:`load_state` does not need: it derives them from ``z`` and
+        ``n``)."""
+        return {"z": self.z.copy(), "n": self.n.copy(), "w32": self._w.astype(np.float32)}
 
     def load_state(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
         """Restore a :meth:`state` in place; it must come from a model of the same size."""
-        for name, arr in (("z", self.z), ("n", self.n), ("w32", self._w32)):
+        for name, arr in (("z", self.z), ("n", self.n)):
             copy_into(arr, state, name)
+        self._w[:] = self._weights_at(np.arange(self.z.shape[0]))
 
     def learn_one(self, index: Index, value: Values, y: float, sample_weight: float = 1.0) -> float:
         """Exact per-example FTRL step for one ``(k,)`` row; returns its prediction before."""
         return float(self.learn_many(index[None, :], value[None, :], [y], [sample_weight])[0])
 
     def _step(self, coords: Index, g: F64) -> None:
-        w = self._weights_at(coords)
+        w = self._w[coords]
         n_old = self.n[coords]
         n_new = n_old + g * g
         sigma = (np.sqrt(n_new) - np.sqrt(n_old)) / self.alpha
         self.z[coords] += g - sigma * w
         self.n[coords] = n_new
-        self._w32[coords] = self._weights_at(coords)
+        self._w[coords] = self._weights_at(coords)
