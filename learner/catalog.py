@@ -209,6 +209,14 @@ class ItemCache:
                 return self.put(item_id, entry)
         return None
 
+    def peek(self, item_id: str) -> ItemInfo | None:
+        """:meth:`get` without the item's text embedding (``text_vector`` is ``None``):
+        no copy is made, so it is the cheap way to read an item's other attributes."""
+        row = self._rows.get(item_id)
+        if row is not None:
+            return self._infos[row]
+        return self.get(item_id)
+
     @property
     def has_text(self) -> bool:
         """Whether any stored item has a text embedding."""

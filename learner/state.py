@@ -51,6 +51,7 @@ __all__ = [
     "category_levels",
     "exposure_keys",
     "record_exposure",
+    "record_exposure_keys",
     "update_state",
 ]
 
@@ -109,7 +110,17 @@ def _decayed_exposure(exposure: Mapping[str, list[float]], factor: float
                       ) -> dict[str, list[float]]:
     if factor == 1.0:
         return {k: list(v) for k, v in exposure.items()}
-    return {k: [x * factor for x in v] for k, v in exposure.items() if max(v) * factor > 1e-3}
+    # the same as one comprehension over every entry, unrolled for the common two-count
+    # entry: the worker runs this for every event, over up to MAX_EXPOSURE entries
+    out: dict[str, list[float]] = {}
+    for k, v in exposure.items():
+        if len(v) == 2:
+            e, c = v
+            if e * factor > 1e-3 or c * factor > 1e-3:
+                out[k] = [e * factor, c * factor]
+        elif max(v) * factor > 1e-3:
+            out[k] = [x * factor for x in v]
+    return out
 
 
 def _decayed(state: State | None, ts: int, half_life_ms: float) -> State:
@@ -142,11 +153,25 @@ def record_exposure(state: State | None, shown: Sequence[tuple[str, Mapping[str,
     >>> s["exposure"]["i:b"], s["exposure"]["b:acme"]
     ([0.25, 1.0], [0.75, 1.0])
     """
+    return record_exposure_keys(
+        state, [(exposure_keys(item_id, item), position) for item_id, item, position in shown],
+        ts, half_life_ms)
+
+
+def record_exposure_keys(state: State | None, shown: Sequence[tuple[Sequence[str], int]],
+                         ts: int, half_life_ms: float) -> State:
+    """:func:`record_exposure` with each shown item's :func:`exposure_keys` already made
+    (the catalog keeps them: ``ItemInfo.lift_keys``): ``(keys, 1-based position)``.
+
+    >>> record_exposure_keys(None, [(["i:a", "b:acme"], 1), (["i:b", "b:acme"], 2)],
+    ...                      ts=0, half_life_ms=1000)["exposure"]
+    {'i:a': [1.0, 0.0], 'b:acme': [1.5, 0.0], 'i:b': [0.5, 0.0]}
+    """
     s = _decayed(state, ts, half_life_ms)
     exposure = s["exposure"]
-    for item_id, item, position in shown:
+    for keys, position in shown:
         weight = 1.0 / max(position, 1)
-        for key in exposure_keys(item_id, item):
+        for key in keys:
             entry = exposure.get(key)
             if entry is None:
                 exposure[key] = [weight, 0.0]

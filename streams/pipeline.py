@@ -34,7 +34,7 @@ import numpy as np
 from learner.catalog import ItemCache
 from learner.features import FeatureBlock, RankContext, featurize
 from learner.items import item_text
-from learner.state import State, record_exposure, update_state
+from learner.state import ITEM_KEY, State, record_exposure_keys, update_state
 from learner.stats import ItemStats
 from learner.text_encoder import default_encoder
 from streams.examples import LabeledList
@@ -138,20 +138,26 @@ class Pipeline:
                             model_version=imp.model_version)
         waiting = self.join.on_impression(imp, ts=ts, features=block.to_json())
         fx = Effects(examples=[shown, *waiting])
-        seen = [(it.item_id, self._attrs(it.item_id), it.position) for it in ordered]
-        user = record_exposure(self.users.get(imp.user_id), seen, ts, self.user_half_life_ms)
+        seen = [(self._exposure_keys(it.item_id), it.position) for it in ordered]
+        user = record_exposure_keys(self.users.get(imp.user_id), seen, ts,
+                                    self.user_half_life_ms)
         self.users[imp.user_id] = user
         fx.states.append(("user", imp.user_id, user))
         if imp.session_id:
-            session = record_exposure(self.sessions.get(imp.session_id), seen, ts,
-                                      self.session_half_life_ms)
+            session = record_exposure_keys(self.sessions.get(imp.session_id), seen, ts,
+                                           self.session_half_life_ms)
             self.sessions[imp.session_id] = session
             fx.states.append(("session", imp.session_id, session))
         return fx
 
+    def _exposure_keys(self, item_id: str) -> list[str]:
+        """The item's ``learner.state.exposure_keys``, as the catalog keeps them."""
+        info = self.items.peek(item_id)
+        return [ITEM_KEY + item_id] if info is None else [k for k in info.lift_keys if k]
+
     def _attrs(self, item_id: str) -> dict[str, Any] | None:
         """What the state keeps of an item: its category, brand, price and vector."""
-        info = self.items.get(item_id)
+        info = self.items.peek(item_id)
         return None if info is None else {"category": info.category, "brand": info.brand,
                                           "price": info.price, "vector": info.vector}
 
