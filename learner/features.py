@@ -50,8 +50,10 @@ from learner.hashing import _hash_str, cross, to_index
 from learner.items import tokenize
 from learner.state import State
 from learner.state_features import (
+    CLICK_FEATURES,
     CODE_FEATURES,
     ITEM_FEATURES,
+    click_features,
     code_features,
     item_features,
     price_fit,
@@ -80,7 +82,7 @@ CROSS_FEATURES: tuple[str, ...] = (
 )
 #: Numeric features (one learned weight each): those read from the state through the
 #: candidates' codes and item ids (:mod:`learner.state_features`), then the others.
-NUMERIC_FEATURES: tuple[str, ...] = CODE_FEATURES + ITEM_FEATURES + (
+NUMERIC_FEATURES: tuple[str, ...] = CODE_FEATURES + ITEM_FEATURES + CLICK_FEATURES + (
     "user_price_affinity", "user_taste_match", "session_taste_match",
     "item_popularity", "item_ctr", "text_match", "semantic_match",
     "base_score_z", "upstream_rank", "relative_price",
@@ -266,7 +268,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         rel_price = np.where(known, cands.log_price - cands.log_price[known].mean(), 0.0)
     else:
         rel_price = np.zeros(n)
-    # in the order of NUMERIC_FEATURES after the code and item features
+    # in the order of NUMERIC_FEATURES after the code, item and click-model features
     others = [price_fit(user, cands), taste_match(user, cands), taste_match(session, cands),
               popularity, ctr, cands.text_match(tokenize(query)), semantic_match(query, cands),
               base_z, upstream, rel_price]
@@ -288,6 +290,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     # one (n, k) block of indices and one of values, filled part by part
     n_cross, n_code, n_item = len(CROSS_FEATURES), len(CODE_FEATURES), len(ITEM_FEATURES)
     a, b = n_cross + n_code, n_cross + n_code + n_item
+    b_click = b + len(CLICK_FEATURES)
     c = n_cross + len(numeric_names)
     index = np.empty((n, c + dim), dtype=np.int64)
     value = np.empty((n, c + dim), dtype=np.float32)
@@ -296,7 +299,8 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     index[:, n_cross:c] = _numeric_index(numeric_names, bits)
     value[:, n_cross:a] = code_features(user, session, cands)
     value[:, a:b] = item_features(user, session, cands)
-    value[:, b:c] = np.array(others).T
+    value[:, b:b_click] = click_features(user, cands)
+    value[:, b_click:c] = np.array(others).T
     np.clip(value[:, n_cross:c], -10.0, 10.0, out=value[:, n_cross:c])
     if vectors is not None:
         # the user crossed with each dimension of the item vectors: one weight per user

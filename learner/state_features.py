@@ -13,6 +13,8 @@ gather or one scatter; a numpy call per feature would cost more than the feature
   :mod:`learner.state`);
 * :func:`item_features` (:data:`ITEM_FEATURES`): whether each item was viewed, engaged
   with or bought, and the lift, clicks, examinations and add-to-carts of the item itself;
+* :func:`click_features` (:data:`CLICK_FEATURES`): the user's own click model
+  (:mod:`learner.click_model`): its brand, category, taste and item effects;
 * :func:`price_fit`: closeness to the user's usual price;
 * :func:`taste_match`: how each item's vector matches the state's taste vector.
 
@@ -43,8 +45,11 @@ import numpy.typing as npt
 from learner.candidates import BRAND, LEAF, PRICE, TOP, Candidates
 from learner.state import BRAND_KEY, CATEGORY_KEY, State
 
-__all__ = ["CODE_FEATURES", "ITEM_FEATURES", "LIFT_PRIOR_RATE", "LIFT_PRIOR_WEIGHT",
-           "TASTE_PRIOR_WEIGHT", "code_features", "item_features", "lift", "price_fit",
+# the state key of learner.click_model (which imports the catalog, so not imported here)
+_CLICK_MODEL_KEY = "click_model"
+
+__all__ = ["CLICK_FEATURES", "CODE_FEATURES", "ITEM_FEATURES", "LIFT_PRIOR_RATE", "LIFT_PRIOR_WEIGHT",
+           "TASTE_PRIOR_WEIGHT", "click_features", "code_features", "item_features", "lift", "price_fit",
            "taste_match"]
 
 #: Prior click rate per examination, and its weight in examinations, of the lifts.
@@ -67,6 +72,10 @@ ITEM_FEATURES: tuple[str, ...] = (
     "viewed_by_user", "engaged_by_user", "bought_by_user", "viewed_in_session",
     "engaged_in_session", "user_item_lift", "user_item_clicks", "user_item_examined",
     "user_item_carts", "session_item_lift",
+)
+#: Columns of :func:`click_features`: the effects of the user's click model.
+CLICK_FEATURES: tuple[str, ...] = (
+    "user_click_brand", "user_click_category", "user_click_taste", "user_click_item",
 )
 # (exposure kind's code column, the prefix that makes its key from the column's value);
 # the price column's values are whole keys already (learner.state.exposure_keys)
@@ -175,6 +184,42 @@ def item_features(user: State | None, session: State | None, cands: Candidates
 
 
 _SEEN_FLAGS = {"view": 1, "purchase": 6}
+
+
+def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.float64]:
+    """``(n, len(CLICK_FEATURES))``: the effects of the user's click model
+    (:mod:`learner.click_model`, kept in the state by the worker) on each candidate: its
+    brand's and its leaf category's (a lookup per distinct value), its vector dotted with
+    the taste weights, and the item's own (a lookup per candidate); 0 where the model has
+    none.
+
+    >>> from learner.catalog import ItemCache
+    >>> cache = ItemCache()
+    >>> _ = cache.put("a", {"brand": "acme", "category": "shoes", "embedding": [1.0, 0.0]})
+    >>> _ = cache.put("b", {"brand": "zeta", "embedding": [0.0, 1.0]})
+    >>> user = {"click_model": {"mu": -1.0, "brand": {"acme": 0.5}, "category": {"shoes": 0.2},
+    ...                         "taste": [0.3, -0.4], "item": {"b": 1.0}}}
+    >>> click_features(user, cache.gather(["a", "b", "c"])).round(2).tolist()
+    [[0.5, 0.2, 0.3, 0.0], [0.0, 0.0, -0.4, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    """
+    out = np.zeros((len(cands), len(CLICK_FEATURES)))
+    model = (user or {}).get(_CLICK_MODEL_KEY)
+    if not model:
+        return out
+    brands, found = cands.lookup(BRAND, model.get("brand") or {})
+    leaves, more = cands.lookup(LEAF, model.get("category") or {})
+    if found or more:
+        out[:, :2] = cands.spread((BRAND, LEAF), (brands, leaves), found + more)
+    taste = model.get("taste")
+    vectors = cands.vectors if taste else None
+    if vectors is not None and len(taste) == vectors.shape[1]:
+        out[:, 2] = vectors @ np.asarray(taste, dtype=np.float64)
+    effects: Mapping[str, float] = model.get("item") or {}
+    matches = cands.matching(effects)
+    if matches:
+        rows, keys = zip(*matches)
+        out[list(rows), 3] = [effects[k] for k in keys]
+    return out
 
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from learner.catalog import ItemCache
 from learner.features import FeatureBlock, RankContext, featurize
 from learner.items import item_text
+from learner.click_model import update_click_model
 from learner.state import ITEM_KEY, State, record_exposure_keys, update_state
 from learner.stats import ItemStats
 from learner.text_encoder import default_encoder
@@ -74,6 +75,9 @@ class Pipeline:
         Decay of the affinities.
     history_length
         Interactions kept per user and per session.
+    click_model
+        Keep the user's click model (:mod:`learner.click_model`) in the user state,
+        one Newton step per shown list and per click.
     """
 
     def __init__(self, *, bits: int, items: ItemCache, impressions: MutableMapping[str, Any],
@@ -81,7 +85,8 @@ class Pipeline:
                  sessions: MutableMapping[str, Any],
                  stats: Callable[[], ItemStats | None] = lambda: None,
                  user_half_life_ms: float = 14 * DAY_MS,
-                 session_half_life_ms: float = 3600 * 1000, history_length: int = 50) -> None:
+                 session_half_life_ms: float = 3600 * 1000, history_length: int = 50,
+                 click_model: bool = True) -> None:
         self.bits = bits
         self.items = items
         self.join = ImpressionJoin(impressions=impressions, pending=pending)
@@ -91,6 +96,7 @@ class Pipeline:
         self.user_half_life_ms = user_half_life_ms
         self.session_half_life_ms = session_half_life_ms
         self.history_length = history_length
+        self.click_model = click_model
 
     @classmethod
     def in_memory(cls, bits: int, **options: Any) -> Pipeline:
@@ -141,6 +147,8 @@ class Pipeline:
         seen = [(self._exposure_keys(it.item_id), it.position) for it in ordered]
         user = record_exposure_keys(self.users.get(imp.user_id), seen, ts,
                                     self.user_half_life_ms)
+        if self.click_model:
+            update_click_model(user, self.items)
         self.users[imp.user_id] = user
         fx.states.append(("user", imp.user_id, user))
         if imp.session_id:
@@ -168,6 +176,8 @@ class Pipeline:
         fx = Effects()
         user = update_state(self.users.get(ev.user_id), ev.type, ev.item_id, attrs, ts,
                             self.user_half_life_ms, self.history_length)
+        if self.click_model and ev.type == "click":  # the counts the model reads changed
+            update_click_model(user, self.items)
         self.users[ev.user_id] = user
         fx.states.append(("user", ev.user_id, user))
         if ev.session_id:
