@@ -5,10 +5,11 @@ examinations, the ``exposure`` counts of :mod:`learner.state`, are taken as Pois
 
 .. math::
 
-    E_i \\exp(\\mu + b_{brand(i)} + c_{leaf(i)} + w \\cdot v_i + d_i)
+    E_i \\exp(\\mu + b_{brand(i)} + c_{leaf(i)} + w \\cdot v_i + a x_i + q x_i^2 + d_i)
 
-(a brand effect, a leaf-category effect, a taste weight vector over the item vector and
-an item effect), with independent Gaussian priors centred at 0 (:data:`PRIOR_SD`). The
+(a brand effect, a leaf-category effect, a taste weight vector over the item vector, a
+quadratic in the item's log price relative to its category, ``x_i``, and an item
+effect), with independent Gaussian priors centred at 0 (:data:`PRIOR_SD`). The
 item attributes are fixed, so the per-item counts are sufficient statistics: the
 posterior mode given the state's counts is the fit over the whole history the state
 keeps. The worker does not solve for it per request: after each change of the counts (a
@@ -18,9 +19,11 @@ effect, warm-started from the stored estimate, so it tracks the mode as the coun
 The estimate is stored JSON-ready under :data:`CLICK_MODEL_KEY`::
 
     {"mu": -1.4, "brand": {"acme": 0.61}, "category": {"shoes/running": 0.1},
-     "taste": [w_1, ..., w_d], "item": {"sku-1": 0.93}, "n": 17.2}
+     "taste": [w_1, ..., w_d], "price": [a, q], "price_center": {"shoes/running": 4.1},
+     "item": {"sku-1": 0.93}, "n": 17.2}
 
-(``n``: the examinations it was fitted on); :func:`learner.state_features.click_features`
+(``price_center``: the mean log price of the category's items in the counts, where ``x``
+is measured from; ``n``: the examinations it was fitted on); :func:`learner.state_features.click_features`
 reads it at ranking time with a lookup per distinct brand and category, one dot product
 with the candidates' vectors and a lookup per candidate.
 
@@ -62,7 +65,7 @@ __all__ = ["CLICK_MODEL_KEY", "PRIOR_MU", "PRIOR_SD", "fit_click_model",
 CLICK_MODEL_KEY = "click_model"
 #: Prior standard deviation of each kind of effect (``mu`` is centred at :data:`PRIOR_MU`).
 PRIOR_SD: dict[str, float] = {"mu": 3.0, "brand": 0.8, "category": 0.8, "taste": 0.7,
-                              "item": 1.0}
+                              "price": 1.5, "price2": 2.0, "item": 1.0}
 #: Prior mean of ``mu``: a click per four examinations.
 PRIOR_MU = math.log(0.25)
 #: Largest change of any effect in one step (a step far from the mode can overshoot).
@@ -89,7 +92,7 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
     >>> _ = cache.put("b", {"brand": "zeta", "embedding": [0.0, 1.0]})
     >>> m = fit_click_model({"i:a": [3.0, 2.0], "i:b": [3.0, 0.0]}, cache, steps=5)
     >>> sorted(m), m["brand"]["acme"] > 0 > m["brand"]["zeta"], len(m["taste"])
-    (['brand', 'category', 'item', 'mu', 'n', 'taste'], True, 2)
+    (['brand', 'category', 'item', 'mu', 'n', 'price', 'price_center', 'taste'], True, 2)
     >>> fit_click_model({"b:acme": [1.0, 0.0]}, cache) is None
     True
     """
@@ -111,7 +114,15 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
     vectors = cands.vectors
     taste_prev = prev.get("taste")
     n, dim = len(ids), (0 if vectors is None else vectors.shape[1])
-    p = 1 + sum(len(b[1]) for b in blocks) + dim
+    # log price relative to the mean of its leaf category's items here
+    leaf_names, leaf = blocks[1][1], blocks[1][2]
+    priced = cands.has_price & (leaf >= 0)
+    slot = np.where(priced, leaf, len(leaf_names))
+    total = np.bincount(slot, weights=cands.log_price, minlength=len(leaf_names) + 1)
+    count = np.bincount(slot, minlength=len(leaf_names) + 1)
+    center = total / np.maximum(count, 1)  # the last slot: items without either
+    rel = np.where(priced, cands.log_price - center[slot], 0.0)
+    p = 1 + sum(len(b[1]) for b in blocks) + dim + 2
     x = np.zeros((n, p))
     x[:, 0] = 1.0
     beta = np.zeros(p)
@@ -131,10 +142,13 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
         start += len(names)
     if dim:
         assert vectors is not None
-        x[:, start:] = vectors
+        x[:, start:start + dim] = vectors
         if taste_prev is not None and len(taste_prev) == dim:
-            beta[start:] = taste_prev
-        sd[start:] = PRIOR_SD["taste"]
+            beta[start:start + dim] = taste_prev
+        sd[start:start + dim] = PRIOR_SD["taste"]
+    x[:, -2], x[:, -1] = rel, rel * rel
+    beta[-2:] = prev.get("price") or (0.0, 0.0)
+    sd[-2:] = PRIOR_SD["price"], PRIOR_SD["price2"]
     precision = 1.0 / sd ** 2
     stored_items = prev.get("item") or {}
     d = np.array([stored_items.get(i, 0.0) for i in ids], dtype=np.float64)
@@ -156,7 +170,10 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
         out[kind] = {name: round(v, _DIGITS)
                      for name, v in zip(names, beta[start:start + len(names)].tolist())}
         start += len(names)
-    out["taste"] = [round(v, _DIGITS) for v in beta[start:].tolist()]
+    out["taste"] = [round(v, _DIGITS) for v in beta[start:start + dim].tolist()]
+    out["price"] = [round(v, _DIGITS) for v in beta[-2:].tolist()]
+    out["price_center"] = {name: round(c, _DIGITS) for name, c, k
+                           in zip(leaf_names, center.tolist(), count[:-1].tolist()) if k}
     out["item"] = {i: round(v, _DIGITS) for i, v in zip(ids, d.tolist())}
     out["n"] = round(float(examined.sum()), 3)
     return out

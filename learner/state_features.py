@@ -75,7 +75,8 @@ ITEM_FEATURES: tuple[str, ...] = (
 )
 #: Columns of :func:`click_features`: the effects of the user's click model.
 CLICK_FEATURES: tuple[str, ...] = (
-    "user_click_brand", "user_click_category", "user_click_taste", "user_click_item",
+    "user_click_brand", "user_click_category", "user_click_taste", "user_click_price",
+    "user_click_item",
 )
 # (exposure kind's code column, the prefix that makes its key from the column's value);
 # the price column's values are whole keys already (learner.state.exposure_keys)
@@ -190,17 +191,20 @@ def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.floa
     """``(n, len(CLICK_FEATURES))``: the effects of the user's click model
     (:mod:`learner.click_model`, kept in the state by the worker) on each candidate: its
     brand's and its leaf category's (a lookup per distinct value), its vector dotted with
-    the taste weights, and the item's own (a lookup per candidate); 0 where the model has
-    none.
+    the taste weights, the quadratic in its log price relative to its category's centre
+    and the item's own (a lookup per candidate); 0 where the model has none.
 
     >>> from learner.catalog import ItemCache
     >>> cache = ItemCache()
     >>> _ = cache.put("a", {"brand": "acme", "category": "shoes", "embedding": [1.0, 0.0]})
     >>> _ = cache.put("b", {"brand": "zeta", "embedding": [0.0, 1.0]})
+    >>> _ = cache.put("b", {"brand": "zeta", "embedding": [0.0, 1.0]})
+    >>> _ = cache.put("d", {"category": "shoes", "price": 20.0})
     >>> user = {"click_model": {"mu": -1.0, "brand": {"acme": 0.5}, "category": {"shoes": 0.2},
-    ...                         "taste": [0.3, -0.4], "item": {"b": 1.0}}}
-    >>> click_features(user, cache.gather(["a", "b", "c"])).round(2).tolist()
-    [[0.5, 0.2, 0.3, 0.0], [0.0, 0.0, -0.4, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    ...                         "taste": [0.3, -0.4], "price": [0.5, -1.0],
+    ...                         "price_center": {"shoes": 2.0}, "item": {"b": 1.0}}}
+    >>> click_features(user, cache.gather(["a", "b", "c", "d"])).round(2).tolist()
+    [[0.5, 0.2, 0.3, 0.0, 0.0], [0.0, 0.0, -0.4, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.2, 0.0, -0.49, 0.0]]
     """
     out = np.zeros((len(cands), len(CLICK_FEATURES)))
     model = (user or {}).get(_CLICK_MODEL_KEY)
@@ -214,11 +218,18 @@ def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.floa
     vectors = cands.vectors if taste else None
     if vectors is not None and len(taste) == vectors.shape[1]:
         out[:, 2] = vectors @ np.asarray(taste, dtype=np.float64)
+    price = model.get("price")
+    centers, known = cands.lookup(LEAF, model.get("price_center") or {}) if price else ([], [])
+    if centers:
+        center, have = cands.spread((LEAF, LEAF), (centers, centers),
+                                    known + [1.0] * len(known)).T
+        rel = np.where(cands.has_price & (have > 0), cands.log_price - center, 0.0)
+        out[:, 3] = rel * (price[0] + price[1] * rel)
     effects: Mapping[str, float] = model.get("item") or {}
     matches = cands.matching(effects)
     if matches:
         rows, keys = zip(*matches)
-        out[list(rows), 3] = [effects[k] for k in keys]
+        out[list(rows), 4] = [effects[k] for k in keys]
     return out
 
 
