@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from learner.catalog import ItemCache
+from learner.click_model import update_click_model
 from learner.features import FeatureBlock, RankContext, featurize
 from learner.items import item_text
-from learner.click_model import update_click_model
 from learner.state import ITEM_KEY, State, record_exposure_keys, update_state
 from learner.stats import ItemStats
 from learner.text_encoder import default_encoder
