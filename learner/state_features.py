@@ -210,21 +210,23 @@ def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.floa
     model = (user or {}).get(_CLICK_MODEL_KEY)
     if not model:
         return out
+    # brand and category effects and the categories' price centres: one table gather
     brands, found = cands.lookup(BRAND, model.get("brand") or {})
     leaves, more = cands.lookup(LEAF, model.get("category") or {})
-    if found or more:
-        out[:, :2] = cands.spread((BRAND, LEAF), (brands, leaves), found + more)
+    price = model.get("price")
+    centers, known = cands.lookup(LEAF, model.get("price_center") or {}) if price else ([], [])
+    if found or more or centers:
+        coded = cands.spread((BRAND, LEAF, LEAF, LEAF), (brands, leaves, centers, centers),
+                             found + more + known + [1.0] * len(known))
+        out[:, :2] = coded[:, :2]
+        if centers:
+            rel = np.where(cands.has_price & (coded[:, 3] > 0),
+                           cands.log_price - coded[:, 2], 0.0)
+            out[:, 3] = rel * (price[0] + price[1] * rel)
     taste = model.get("taste")
     vectors = cands.vectors if taste else None
     if vectors is not None and len(taste) == vectors.shape[1]:
         out[:, 2] = vectors @ np.asarray(taste, dtype=np.float64)
-    price = model.get("price")
-    centers, known = cands.lookup(LEAF, model.get("price_center") or {}) if price else ([], [])
-    if centers:
-        center, have = cands.spread((LEAF, LEAF), (centers, centers),
-                                    known + [1.0] * len(known)).T
-        rel = np.where(cands.has_price & (have > 0), cands.log_price - center, 0.0)
-        out[:, 3] = rel * (price[0] + price[1] * rel)
     effects: Mapping[str, float] = model.get("item") or {}
     matches = cands.matching(effects)
     if matches:
