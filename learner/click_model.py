@@ -50,6 +50,7 @@ Examples
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -75,10 +76,24 @@ _DIGITS = 4
 
 
 def _rows(exposure: dict[str, list[float]]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    ids = [k[len(ITEM_KEY):] for k in exposure if k.startswith(ITEM_KEY)]
-    counts = np.array([exposure[ITEM_KEY + i][:2] for i in ids], dtype=np.float64
-                      ).reshape(len(ids), 2)
-    return ids, counts[:, 0], counts[:, 1]
+    """The items of ``exposure`` with their examinations and clicks."""
+    entries = [(key, entry) for key, entry in exposure.items() if key[:2] == ITEM_KEY]
+    n = len(entries)
+    examined = np.fromiter((entry[0] for _, entry in entries), dtype=np.float64, count=n)
+    clicked = np.fromiter((entry[1] for _, entry in entries), dtype=np.float64, count=n)
+    return [key[2:] for key, _ in entries], examined, clicked
+
+
+def _local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct non-zero codes in ascending order, and each row's index among them
+    (-1 for code 0, no value): ``np.unique`` by a presence table, which is cheaper for
+    the catalog's small dense codes."""
+    present = np.zeros(int(codes.max()) + 1 if codes.size else 1, dtype=bool)
+    present[codes] = True
+    present[0] = False
+    distinct = np.flatnonzero(present)
+    position = np.cumsum(present) - 1
+    return distinct, np.where(codes != 0, position[codes], -1)
 
 
 def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
@@ -104,13 +119,9 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
     vocabularies = items.vocabularies
     blocks: list[tuple[str, list[str], np.ndarray]] = []  # kind, names, (n,) local code
     for kind, column in (("brand", BRAND), ("category", LEAF)):
-        codes = cands.codes[:, column]
-        distinct, local = np.unique(codes, return_inverse=True)
-        known = distinct != 0
-        names = [vocabularies[column].values[c] for c in distinct[known]]
-        # local code -1 where the item has no value
-        shift = np.cumsum(known) - 1
-        blocks.append((kind, names, np.where(known[local], shift[local], -1)))  # type: ignore
+        distinct, local = _local_codes(cands.codes[:, column])
+        values = vocabularies[column].values
+        blocks.append((kind, [values[c] for c in distinct.tolist()], local))
     vectors = cands.vectors
     taste_prev = prev.get("taste")
     n, dim = len(ids), (0 if vectors is None else vectors.shape[1])
@@ -151,7 +162,7 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
     sd[-2:] = PRIOR_SD["price"], PRIOR_SD["price2"]
     precision = 1.0 / sd ** 2
     stored_items = prev.get("item") or {}
-    d = np.array([stored_items.get(i, 0.0) for i in ids], dtype=np.float64)
+    d = np.fromiter(map(stored_items.get, ids, repeat(0.0)), dtype=np.float64, count=n)
     d_precision = 1.0 / PRIOR_SD["item"] ** 2
     for _ in range(steps):
         # the shared effects given the item effects: one Newton step
@@ -174,7 +185,7 @@ def fit_click_model(exposure: dict[str, list[float]], items: ItemCache,
     out["price"] = [round(v, _DIGITS) for v in beta[-2:].tolist()]
     out["price_center"] = {name: round(c, _DIGITS) for name, c, k
                            in zip(leaf_names, center.tolist(), count[:-1].tolist()) if k}
-    out["item"] = {i: round(v, _DIGITS) for i, v in zip(ids, d.tolist())}
+    out["item"] = dict(zip(ids, np.round(d, _DIGITS).tolist()))
     out["n"] = round(float(examined.sum()), 3)
     return out
 

@@ -156,7 +156,8 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
         bits=settings.hash_bits, items=ItemCache(fallback=catalog.get),
         impressions=table("impressions", n_events), pending=table("pending", n_events),
         users=table("user-state", n_events), sessions=table("session-state", n_events),
-        stats=follower.stats, history_length=settings.history_length)
+        stats=follower.stats, history_length=settings.history_length,
+        click_model=settings.click_model)
     app.streamrank = {"stats": stats, "trainer": trainer,  # type: ignore[attr-defined]
                       "publisher": publisher, "pipeline": pipeline}
 
