@@ -162,6 +162,11 @@ class WorkerSettings(CommonSettings):
     #: Keep each user's click model in the user state (learner/click_model.py): about
     #: 0.3 ms of worker CPU per shown list and per click, and 2.5 kB more per state.
     click_model: bool = True
+    #: How long the worker's producer waits to fill a batch (ms), and a batch's largest
+    #: size (bytes): its records (changelogs, training records) are kilobytes each, so
+    #: Faust's defaults (0 ms, 16 KiB) sent nearly every record as its own request.
+    producer_linger_ms: float = Field(default=5.0, ge=0)
+    producer_batch_bytes: int = Field(default=512 * 1024, ge=1024)
     #: Kafka consumer session timeout and heartbeat (seconds); lower in tests.
     broker_session_timeout: float = Field(default=30.0, gt=0)
     broker_heartbeat_interval: float = Field(default=3.0, gt=0)

@@ -126,6 +126,8 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         consumer_auto_offset_reset="earliest",
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_batch_size=settings.producer_batch_bytes,
         key_serializer="raw",
         value_serializer="raw",
         **faust_broker_options(settings),
