@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from bench.context import BenchContext
@@ -117,7 +118,7 @@ def _start_worker(ctx: BenchContext, env: dict[str, str], tag: str) -> Any:
 def _cpu_ms_per_event(samples: list[_Sample]) -> float | None:
     """Least-squares CPU ms per committed event over the samples where commits moved."""
     pts = [s for s in samples if s.cpu is not None]
-    moved = [b for a, b in zip(pts, pts[1:]) if b.committed != a.committed]
+    moved = [b for a, b in pairwise(pts) if b.committed != a.committed]
     if len(moved) < 2 or moved[-1].committed == moved[0].committed:
         return None
     return 1000 * slope([s.committed for s in moved], [s.cpu for s in moved])  # type: ignore[misc]
@@ -229,14 +230,16 @@ def _peak(ctx: BenchContext, section: Section) -> None:
     ours_samples: list[_Sample] = []
     try:
         probe.wait_for_topics()
-        ours_drain = _watch_until_drained(probe, worker, ctx.pick(60, 30), ours_samples, 0.5)
+        ours_drain = _watch_until_drained(probe, worker, ctx.pick(120, 60), ours_samples, 0.5)
     finally:
         probe.close()
     worker.stop()
-    moving = [s for s in ours_samples if 0 < s.committed < s.end] + [
-        s for s in ours_samples if s.end and s.committed == s.end][:1]
-    ours_rate = slope([s.t for s in moving], [s.committed for s in moving]) if len(
-        moving) >= 2 else None
+    # Faust commits in steps seconds apart: fit the rate through the samples where the
+    # committed offset moved (n/a with fewer than two moves, rather than a flat 0)
+    moves = [b for a, b in pairwise(ours_samples)
+             if b.committed != a.committed and b.committed > 0]
+    ours_rate = slope([s.t for s in moves], [s.committed for s in moves]) if len(
+        moves) >= 2 else None
     ours_cpu = _cpu_ms_per_event(ours_samples)
     section.details["peak"] = {
         "backlog": backlog, "producer": produced, "noop_drain_s_incl_start": noop_drain,
