@@ -123,6 +123,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     loop.add_argument("--sparse-only", action="store_true", help="train without the dense part")
     loop.add_argument("--no-position-bias", action="store_true",
                       help="train without the examination model")
+    loop.add_argument("--click-model", action="store_true",
+                      help="keep each user's click model in the state, as the worker does with "
+                           "STREAMRANK_CLICK_MODEL=true (docs/model.md)")
 
     obd = sub.add_parser("obd", help="the Open Bandit Dataset sample through the harness")
     obd.add_argument("--policy", default="random",
@@ -255,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{r['oracle_share']:.0%} of the oracle's gain", flush=True)
 
         closed_loop(args.events, seed=args.seed, every=args.every, on_row=show,
-                    sessions=args.sessions,
+                    sessions=args.sessions, click_model=args.click_model,
                     dense=not args.sparse_only, position_bias=not args.no_position_bias)
         return 0
     if args.action == "report":

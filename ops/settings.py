@@ -160,8 +160,10 @@ class WorkerSettings(CommonSettings):
     #: Train the dense, factorised part (torch).
     dense: bool = True
     #: Keep each user's click model in the user state (learner/click_model.py): about
-    #: 0.3 ms of worker CPU per shown list and per click, and 2.5 kB more per state.
-    click_model: bool = True
+    #: 0.3 ms of worker CPU per shown list and per click, and 2.5 kB more per state. Off
+    #: by default: click fraud poisons it beyond what a snapshot rollback undoes
+    #: (docs/model.md).
+    click_model: bool = False
     #: How long the worker's producer waits to fill a batch (ms), and a batch's largest
     #: size (bytes): its records (changelogs, training records) are kilobytes each, so
     #: Faust's defaults (0 ms, 16 KiB) sent nearly every record as its own request.

@@ -77,7 +77,8 @@ class Pipeline:
         Interactions kept per user and per session.
     click_model
         Keep the user's click model (:mod:`learner.click_model`) in the user state,
-        one Newton step per shown list and per click.
+        one Newton step per shown list and per click (off by default: see
+        ``docs/model.md``).
     """
 
     def __init__(self, *, bits: int, items: ItemCache, impressions: MutableMapping[str, Any],
@@ -86,7 +87,7 @@ class Pipeline:
                  stats: Callable[[], ItemStats | None] = lambda: None,
                  user_half_life_ms: float = 14 * DAY_MS,
                  session_half_life_ms: float = 3600 * 1000, history_length: int = 50,
-                 click_model: bool = True) -> None:
+                 click_model: bool = False) -> None:
         self.bits = bits
         self.items = items
         self.join = ImpressionJoin(impressions=impressions, pending=pending)

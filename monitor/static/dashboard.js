@@ -156,12 +156,20 @@ async function admin(path, body) {
   const token = document.getElementById("token").value;
   const reason = document.getElementById("reason").value;
   const out = document.getElementById("action-result");
-  const r = await fetch(path, { method: "POST", headers: {
-      "content-type": "application/json", "authorization": "Bearer " + token },
-    body: JSON.stringify({ ...body, reason, who: "dashboard" }) });
-  const got = await r.json();
-  out.textContent = r.ok ? "done: v" + got.from + " → v" + got.to : "refused (" + r.status + "): " + got.error;
-  out.dataset.status = String(r.status);
+  out.textContent = "sending " + path + " …"; out.dataset.status = "pending";
+  try {
+    const r = await fetch(path, { method: "POST", headers: {
+        "content-type": "application/json", "authorization": "Bearer " + token },
+      body: JSON.stringify({ ...body, reason, who: "dashboard" }) });
+    const text = await r.text();
+    let got = {};
+    try { got = JSON.parse(text); } catch (e) { got = { error: text.slice(0, 200) }; }
+    out.textContent = r.ok ? "done: v" + got.from + " → v" + got.to : "refused (" + r.status + "): " + got.error;
+    out.dataset.status = String(r.status);
+  } catch (e) {  // the server is unreachable: say so rather than nothing
+    out.textContent = "failed: " + e + " (is the server running?)"; out.dataset.status = "error";
+    return;
+  }
   await pollState();
 }
 

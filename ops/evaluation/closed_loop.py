@@ -37,19 +37,21 @@ __all__ = ["closed_loop"]
 
 def closed_loop(n_events: int = 50_000, *, seed: int = 0, n_users: int = 200,
                 n_items: int = 300, sessions: int = 1, bits: int = 20, every: int = 2000,
-                window: int = 1000,
+                window: int = 1000, click_model: bool = False,
                 batch: int = 64, on_row: Callable[[dict[str, Any]], None] | None = None,
                 simulator_options: Mapping[str, Any] | None = None,
                 **trainer_options: Any) -> list[dict[str, Any]]:
     """Run the loop until ``n_events`` events; return one row of figures per ``every``
     searches (and one at the end). ``sessions`` is the simulator's
-    ``concurrent_sessions``; ``simulator_options`` go to :class:`Simulator`,
+    ``concurrent_sessions``; ``click_model`` keeps the users' click models
+    (:mod:`learner.click_model`); ``simulator_options`` go to :class:`Simulator`,
     ``trainer_options`` to :class:`Trainer`."""
     sim = Simulator(n_users=n_users, n_items=n_items, seed=seed, concurrent_sessions=sessions,
                     **(simulator_options or {}))
     trainer = Trainer(bits=bits, **trainer_options)
     served_stats: list[ItemStats | None] = [None]
-    pipeline = Pipeline.in_memory(bits=bits, stats=lambda: served_stats[0])
+    pipeline = Pipeline.in_memory(bits=bits, stats=lambda: served_stats[0],
+                                  click_model=click_model)
     for ev in sim.catalog_events():
         pipeline.on_item(ItemEvent.model_validate(ev), ts=0)
     ndcg: dict[str, list[float]] = {"upstream": [], "reranked": []}
