@@ -146,15 +146,24 @@ def test_the_dashboard_draws_live_charts_and_its_control_rolls_back(
                 "css selector", f'button.serve[data-version="{target}"]'), timeout=10,
                 message="the version list")
             browser.find_element("id", "token").send_keys(TOKEN)
-            browser.find_element("css selector", f'button.serve[data-version="{target}"]').click()
+            # the page redraws its version list every 2 s while new versions arrive, so the
+            # button is found and clicked in one script (element.click() runs its handler
+            # wherever the row is drawn); the page then says what happened
+            clicked = browser.execute_script(
+                "const b = document.querySelector(arguments[0]);"
+                "if (!b) return 'missing'; if (b.disabled) return 'disabled';"
+                "b.click(); return 'clicked';", f'button.serve[data-version="{target}"]')
+            assert clicked == "clicked", (target, clicked)
             try:
                 wait_for(lambda: browser.find_element("tag name", "body").get_attribute(
                     "data-pinned") == str(target), timeout=15, message="the page showing the pin")
             except AssertionError:
                 browser.save_screenshot(str(ARTIFACTS / "dashboard-failed.png"))
                 body = browser.find_element("tag name", "body")
+                result = browser.find_element("id", "action-result")
                 raise AssertionError(
-                    f"target v{target}; page: {browser.find_element('id', 'action-result').text!r}, "
+                    f"target v{target}; page: {result.get_attribute('textContent')!r} "
+                    f"(status {result.get_attribute('data-status')!r}), "
                     f"pinned {body.get_attribute('data-pinned')!r}, error "
                     f"{body.get_attribute('data-error')!r}; redis: current {r.get(f'{prefix}snapshot:current')!r}, "
                     f"pinned {r.get(f'{prefix}snapshot:pinned')!r}, kept "
