@@ -57,13 +57,11 @@ import numpy as np
 
 from learner.candidates import BRAND, LEAF
 from learner.catalog import ItemCache
-from learner.state import ITEM_KEY, State
+from learner.state import CLICK_MODEL_KEY, ITEM_KEY, State
 
 __all__ = ["CLICK_MODEL_KEY", "PRIOR_MU", "PRIOR_SD", "fit_click_model",
            "update_click_model"]
 
-#: Where the estimate lives in the state.
-CLICK_MODEL_KEY = "click_model"
 #: Prior standard deviation of each kind of effect (``mu`` is centred at :data:`PRIOR_MU`).
 PRIOR_SD: dict[str, float] = {"mu": 3.0, "brand": 0.8, "category": 0.8, "taste": 0.7,
                               "price": 1.5, "price2": 2.0, "item": 1.0}

@@ -2,8 +2,8 @@
 
 Per-coordinate learning rates and L1/L2 regularisation as in McMahan et al., "Ad Click
 Prediction: a View from the Trenches", KDD 2013 (Algorithm 1). The state is two dense
-arrays ``z`` and ``n`` over the ``2**bits`` hashed coordinates; weights are derived
-lazily from them. :meth:`learn_one` is the exact per-example algorithm (the slow path);
+arrays ``z`` and ``n`` over the ``2**bits`` hashed coordinates; the weights derived from
+them are kept current for the coordinates each step touches. :meth:`learn_one` is the exact per-example algorithm (the slow path);
 :meth:`learn_many` updates from a mini-batch with one vectorized pass, gradients of a
 coordinate summed over the batch (the fast path). A batch of one gives the same state as
 :meth:`learn_one`; ``learner/test_ftrl.py`` checks it.

@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "CLICK_MODEL_KEY",
     "INTERACTION_STRENGTH",
     "State",
     "category_levels",
@@ -83,6 +84,8 @@ def category_levels(category: str | None) -> list[str]:
 #: The prefix of each kind of ``exposure`` key: an item, a brand, a (leaf) category, a
 #: price level.
 ITEM_KEY, BRAND_KEY, CATEGORY_KEY, PRICE_KEY = "i:", "b:", "c:", "p:"
+#: Where a user's click model (:mod:`learner.click_model`) lives in the state.
+CLICK_MODEL_KEY = "click_model"
 
 
 def exposure_keys(item_id: str, item: Mapping[str, Any] | None) -> list[str]:

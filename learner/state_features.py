@@ -43,10 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learner.candidates import BRAND, LEAF, PRICE, TOP, Candidates
-from learner.state import BRAND_KEY, CATEGORY_KEY, State
-
-# the state key of learner.click_model (which imports the catalog, so not imported here)
-_CLICK_MODEL_KEY = "click_model"
+from learner.state import BRAND_KEY, CATEGORY_KEY, CLICK_MODEL_KEY, State
 
 __all__ = ["CLICK_FEATURES", "CODE_FEATURES", "ITEM_FEATURES", "LIFT_PRIOR_RATE", "LIFT_PRIOR_WEIGHT",
            "TASTE_PRIOR_WEIGHT", "click_features", "code_features", "item_features", "lift", "price_fit",
@@ -198,7 +195,6 @@ def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.floa
     >>> cache = ItemCache()
     >>> _ = cache.put("a", {"brand": "acme", "category": "shoes", "embedding": [1.0, 0.0]})
     >>> _ = cache.put("b", {"brand": "zeta", "embedding": [0.0, 1.0]})
-    >>> _ = cache.put("b", {"brand": "zeta", "embedding": [0.0, 1.0]})
     >>> _ = cache.put("d", {"category": "shoes", "price": 20.0})
     >>> user = {"click_model": {"mu": -1.0, "brand": {"acme": 0.5}, "category": {"shoes": 0.2},
     ...                         "taste": [0.3, -0.4], "price": [0.5, -1.0],
@@ -207,7 +203,7 @@ def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.floa
     [[0.5, 0.2, 0.3, 0.0, 0.0], [0.0, 0.0, -0.4, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.2, 0.0, -0.49, 0.0]]
     """
     out = np.zeros((len(cands), len(CLICK_FEATURES)))
-    model = (user or {}).get(_CLICK_MODEL_KEY)
+    model = (user or {}).get(CLICK_MODEL_KEY)
     if not model:
         return out
     # brand and category effects and the categories' price centres: one table gather
@@ -233,7 +229,6 @@ def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.floa
         rows, keys = zip(*matches)
         out[list(rows), 4] = [effects[k] for k in keys]
     return out
-
 
 
 def price_fit(state: State | None, cands: Candidates) -> npt.NDArray[np.float64]:
