@@ -169,6 +169,11 @@ class WorkerSettings(CommonSettings):
     #: Faust's defaults (0 ms, 16 KiB) sent nearly every record as its own request.
     producer_linger_ms: float = Field(default=5.0, ge=0)
     producer_batch_bytes: int = Field(default=512 * 1024, ge=1024)
+    #: The events agent takes up to this many records at a time (waiting at most
+    #: ``event_batch_ms`` for them), applies them in memory and writes each changed
+    #: user, session and list once per batch to its changelog and to Redis.
+    event_batch: int = Field(default=256, ge=1)
+    event_batch_ms: float = Field(default=10.0, gt=0)
     #: Kafka consumer session timeout and heartbeat (seconds); lower in tests.
     broker_session_timeout: float = Field(default=30.0, gt=0)
     broker_heartbeat_interval: float = Field(default=3.0, gt=0)

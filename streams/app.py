@@ -51,6 +51,7 @@ from streams.schemas import (
     decode_event,
 )
 from streams.topics import Topics
+from streams.writeback import WriteBack, changelog_sink
 
 __all__ = ["WorkerStats", "build_app"]
 
@@ -153,11 +154,17 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
     def table(name: str, n: int) -> faust.Table:
         return app.Table(name, default=None, partitions=n, key_type=str)
 
+    def held(name: str) -> WriteBack:  # written once per batch of the events agent
+        t = table(name, n_events)
+        return WriteBack(t, sink=changelog_sink(t))
+
     catalog = table("catalog", n_items)
+    impressions, pending = held("impressions"), held("pending")
+    users, sessions = held("user-state"), held("session-state")
+    batch_tables = (impressions, pending, users, sessions)
     pipeline = Pipeline(
         bits=settings.hash_bits, items=ItemCache(fallback=catalog.get),
-        impressions=table("impressions", n_events), pending=table("pending", n_events),
-        users=table("user-state", n_events), sessions=table("session-state", n_events),
+        impressions=impressions, pending=pending, users=users, sessions=sessions,
         stats=follower.stats, history_length=settings.history_length,
         click_model=settings.click_model)
     app.streamrank = {"stats": stats, "trainer": trainer,  # type: ignore[attr-defined]
@@ -203,24 +210,45 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                 log.exception("catalog: unexpected error")
                 await reject(event, f"internal error: {type(exc).__name__}: {exc}")
 
+    def apply(event: EventT) -> Effects:
+        for t in batch_tables:  # the changelog partition of what this record writes
+            t.partition = event.message.partition
+        if event.message.topic == topics.impressions:
+            imp = decode_event(ImpressionEvent, event.value)
+            fx = pipeline.on_impression(imp, ts=_event_ts(event), source=source(event))
+            stats.impressions += 1
+        else:
+            ev = decode_event(InteractionEvent, event.value)
+            fx = pipeline.on_interaction(ev, ts=_event_ts(event), source=source(event))
+            stats.interactions += 1
+        return fx
+
     @app.agent(events_topic, name="events")
     async def events_agent(stream: StreamT) -> None:
-        async for event in stream.events():
-            try:
-                if event.message.topic == topics.impressions:
-                    imp = decode_event(ImpressionEvent, event.value)
-                    fx = pipeline.on_impression(imp, ts=_event_ts(event), source=source(event))
-                    stats.impressions += 1
-                else:
-                    ev = decode_event(InteractionEvent, event.value)
-                    fx = pipeline.on_interaction(ev, ts=_event_ts(event), source=source(event))
-                    stats.interactions += 1
-                await carry_out(fx)
-            except InvalidEvent as exc:
-                await reject(event, str(exc))
-            except Exception as exc:
-                log.exception("events: unexpected error")
-                await reject(event, f"internal error: {type(exc).__name__}: {exc}")
+        # A batch is applied in memory; each changed key is then written once to its
+        # changelog and to Redis. Faust acks the batch's records after this body, and
+        # flushes its producer before it commits them.
+        async for batch in stream.take_events(settings.event_batch,
+                                              within=settings.event_batch_ms / 1000):
+            changed: dict[tuple[str, str], Any] = {}
+            examples = []
+            for event in batch:
+                try:
+                    fx = apply(event)
+                except InvalidEvent as exc:
+                    await reject(event, str(exc))
+                    continue
+                except Exception as exc:
+                    log.exception("events: unexpected error")
+                    await reject(event, f"internal error: {type(exc).__name__}: {exc}")
+                    continue
+                for kind, key, state in fx.states:
+                    changed[kind, key] = state
+                examples.extend(fx.examples)
+            for t in batch_tables:
+                t.flush()
+            await carry_out(Effects(examples=examples,
+                                    states=[(k, i, s) for (k, i), s in changed.items()]))
 
     learner = ExamplesLearner(
         settings, learner=LogLearner(trainer, batch_size=settings.learn_batch_size,
