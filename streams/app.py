@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
 import redis.asyncio as aioredis
 from faust.types import EventT, StreamT
 
@@ -51,7 +52,7 @@ from streams.schemas import (
     decode_event,
 )
 from streams.topics import Topics
-from streams.writeback import WriteBack, changelog_sink
+from streams.writeback import DELETED, WriteBack
 
 __all__ = ["WorkerStats", "build_app"]
 
@@ -154,14 +155,11 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
     def table(name: str, n: int) -> faust.Table:
         return app.Table(name, default=None, partitions=n, key_type=str)
 
-    def held(name: str) -> WriteBack:  # written once per batch of the events agent
-        t = table(name, n_events)
-        return WriteBack(t, sink=changelog_sink(t))
-
     catalog = table("catalog", n_items)
-    impressions, pending = held("impressions"), held("pending")
-    users, sessions = held("user-state"), held("session-state")
-    batch_tables = (impressions, pending, users, sessions)
+    # the events agent's tables, written once per batch (write_changelogs)
+    batch_tables = tuple(WriteBack(table(name, n_events)) for name in (
+        "impressions", "pending", "user-state", "session-state"))
+    impressions, pending, users, sessions = batch_tables
     pipeline = Pipeline(
         bits=settings.hash_bits, items=ItemCache(fallback=catalog.get),
         impressions=impressions, pending=pending, users=users, sessions=sessions,
@@ -210,6 +208,26 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                 log.exception("catalog: unexpected error")
                 await reject(event, f"internal error: {type(exc).__name__}: {exc}")
 
+    async def write_changelogs() -> None:
+        """Each key the batch changed: into its table's store, and to its changelog at
+        the partition of the last record that changed it. Sent straight to the producer
+        (as ``table[key] = value`` would, but through ``Topic.send``: Faust's buffer for
+        table writes hands records over one event-loop turn at a time); Faust flushes the
+        producer before it commits the batch's offsets."""
+        for held in batch_tables:
+            t = held.table
+            topic, on_sent = t.changelog_topic, t._on_changelog_sent
+            for key, value, partition in held.take():
+                if value is DELETED:
+                    t.data.pop(key, None)
+                    payload = None
+                else:
+                    t.data[key] = value
+                    payload = orjson.dumps(value)  # what the table's json codec reads back
+                await topic.send(key=key, value=payload, partition=partition,
+                                 key_serializer=t.key_serializer, value_serializer="raw",
+                                 callback=on_sent, force=True)
+
     def apply(event: EventT) -> Effects:
         for t in batch_tables:  # the changelog partition of what this record writes
             t.partition = event.message.partition
@@ -245,8 +263,7 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                 for kind, key, state in fx.states:
                     changed[kind, key] = state
                 examples.extend(fx.examples)
-            for t in batch_tables:
-                t.flush()
+            await write_changelogs()
             await carry_out(Effects(examples=examples,
                                     states=[(k, i, s) for (k, i), s in changed.items()]))
 

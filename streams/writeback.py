@@ -4,7 +4,8 @@ The worker's ``events`` agent takes its records in batches (``Stream.take_events
 pipeline reads and writes its tables through a :class:`WriteBack`: what the batch
 changes stays in memory, reads see it first, and :meth:`WriteBack.flush` hands each
 changed key to a sink once, with the partition of the last record that changed it (the
-changelog partition a Faust table would have used). A user who searched and clicked
+changelog partition a Faust table would have used), or :meth:`WriteBack.take` gives
+them to a caller that writes them itself. A user who searched and clicked
 three times in one batch costs one changelog record instead of four.
 
 The agent flushes before the batch's records are acknowledged, so the offsets Faust
@@ -40,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
-__all__ = ["DELETED", "Sink", "WriteBack", "changelog_sink", "mapping_sink"]
+__all__ = ["DELETED", "Sink", "WriteBack", "mapping_sink"]
 
 
 class _Deleted:
@@ -71,22 +72,6 @@ def mapping_sink(table: MutableMapping[str, Any]) -> Sink:
             table.pop(key, None)
         else:
             table[key] = value
-
-    return write
-
-
-def changelog_sink(table: Any) -> Sink:
-    """A sink into a Faust table: its local store and its changelog, as ``table[key] =
-    value`` and ``del table[key]`` would write them, but to the partition given (the
-    record's, which the table cannot know outside that record's processing)."""
-
-    def write(key: str, value: Any, partition: int | None) -> None:
-        if value is DELETED:
-            table.data.pop(key, None)
-            table.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            table.data[key] = value
-            table.send_changelog(partition, key, value)
 
     return write
 
@@ -167,16 +152,20 @@ class WriteBack(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def flush(self) -> int:
-        """Write every changed key once to the sink; return how many were written.
+    def take(self) -> list[tuple[str, Any, int | None]]:
+        """What changed since the last call, once per key: ``(key, value or DELETED,
+        partition)``, for a caller that writes it itself (the worker awaits its sends).
 
-        A key the batch removed that ``table`` never had is not written at all.
+        A key the batch removed that ``table`` never had is left out.
         """
         dirty, self._dirty = self._dirty, {}
-        n = 0
-        for key, (value, partition) in dirty.items():
-            if value is DELETED and key not in self.table:
-                continue
+        table = self.table
+        return [(key, value, partition) for key, (value, partition) in dirty.items()
+                if value is not DELETED or key in table]
+
+    def flush(self) -> int:
+        """Write every changed key once to the sink; return how many were written."""
+        changed = self.take()
+        for key, value, partition in changed:
             self.sink(key, value, partition)
-            n += 1
-        return n
+        return len(changed)

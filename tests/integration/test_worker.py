@@ -113,3 +113,61 @@ def test_clicks_are_joined_learned_and_published(settings_env: dict[str, str],
     assert items[model.rank_order(RankContext("u-1"), items)[0]] == "sku-6"
     assert items[model.rank_order(RankContext("u-2"), items)[0]] == "sku-2"
     assert snap.examples == 120
+
+
+def test_a_new_worker_restores_states_and_waiting_clicks_from_the_changelogs(
+        settings_env: dict[str, str], tmp_path: Path) -> None:
+    """The events agent writes its tables' changelogs itself, once per batch: a worker
+    with an empty local store must rebuild the user's history and a click still waiting
+    for its list from them."""
+    import redis
+
+    prefix = settings_env["STREAMRANK_TOPIC_PREFIX"]
+    topics = Topics(prefix)
+    state_key = f"{settings_env['STREAMRANK_REDIS_PREFIX']}state:user:u-1"
+    r = redis.Redis.from_url(settings_env["STREAMRANK_REDIS_URL"])
+    producer = EventProducer(settings_env["STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"], prefix)
+
+    def recent() -> list[str]:
+        raw = r.get(state_key)
+        return [] if raw is None else [e[1] for e in orjson.loads(raw)["recent"]]
+
+    items = [{"item_id": f"sku-{i}", "position": i + 1} for i in range(4)]
+    try:
+        with worker_process(settings_env, tmp_path / "a" / "worker.log") as first:
+            producer.impression({"impression_id": "imp-1", "user_id": "u-1", "items": items})
+            producer.interaction({"type": "click", "user_id": "u-1", "item_id": "sku-3",
+                                  "impression_id": "imp-1"})
+            # its list comes only after the restart: the click waits in `pending`
+            producer.interaction({"type": "click", "user_id": "u-1", "item_id": "sku-2",
+                                  "impression_id": "imp-late"})
+            producer.flush()
+            wait_for(lambda: recent() == ["sku-3", "sku-2"], timeout=90,
+                     message="the first worker's state of u-1 in Redis")
+            assert first.alive(), first.log_tail()
+        r.delete(state_key)  # from here on, only the changelogs know u-1
+
+        with worker_process(settings_env, tmp_path / "b" / "worker.log") as second:
+            producer.interaction({"type": "click", "user_id": "u-1", "item_id": "sku-0"})
+            producer.impression({"impression_id": "imp-late", "user_id": "u-1",
+                                 "items": items})
+            producer.flush()
+            wait_for(lambda: recent() == ["sku-3", "sku-2", "sku-0"], timeout=90,
+                     message="u-1's history restored and extended by the second worker")
+            consumer = KafkaConsumer(topics.examples, auto_offset_reset="earliest",
+                                     bootstrap_servers=settings_env[
+                                         "STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"],
+                                     consumer_timeout_ms=1000)
+            seen: list[dict[str, object]] = []
+            try:
+                wait_for(lambda: seen.extend(orjson.loads(m.value) for m in consumer) or any(
+                    e["impression_id"] == "imp-late" and e["kind"] == "labeled"
+                    for e in seen), timeout=60, message="the waiting click joined to imp-late")
+            finally:
+                consumer.close()
+            assert second.alive(), second.log_tail()
+    finally:
+        producer.close()
+        r.close()
+    late = [e for e in seen if e["impression_id"] == "imp-late" and e["kind"] == "labeled"]
+    assert len(late) == 1 and late[0]["labels"] == [0.0, 0.0, 1.0, 0.0]
