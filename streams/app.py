@@ -149,7 +149,6 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
     n_events = counts.get(topics.impressions, settings.topic_partitions)
     items_topic = app.topic(topics.items, partitions=n_items)
     events_topic = app.topic(topics.impressions, topics.interactions, partitions=n_events)
-    examples_topic = app.topic(topics.examples, partitions=1)
     dead_letter = app.topic(topics.dead_letter)
 
     def table(name: str, n: int) -> faust.Table:
@@ -182,8 +181,9 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
 
     async def carry_out(fx: Effects) -> None:
         mirror.stage(fx.states, fx.item)
+        send, topic = app.producer.send, topics.examples  # as in write_changelogs
         for ex in fx.examples:
-            await examples_topic.send(value=ex.to_json())
+            await send(topic, None, ex.to_json(), None, None, None)
             stats.examples_emitted += 1
 
     def source(event: EventT) -> str:
@@ -210,23 +210,23 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
 
     async def write_changelogs() -> None:
         """Each key the batch changed: into its table's store, and to its changelog at
-        the partition of the last record that changed it. Sent straight to the producer
-        (as ``table[key] = value`` would, but through ``Topic.send``: Faust's buffer for
-        table writes hands records over one event-loop turn at a time); Faust flushes the
-        producer before it commits the batch's offsets."""
+        the partition of the last record that changed it (what ``table[key] = value``
+        does, but once per batch). The records go to the producer directly: Faust's
+        buffer for table writes hands them over one event-loop turn at a time. Faust
+        flushes the producer before it commits the batch's offsets."""
+        send = app.producer.send
         for held in batch_tables:
             t = held.table
-            topic, on_sent = t.changelog_topic, t._on_changelog_sent
+            topic = t.changelog_topic.get_topic_name()
             for key, value, partition in held.take():
                 if value is DELETED:
                     t.data.pop(key, None)
                     payload = None
                 else:
                     t.data[key] = value
-                    payload = orjson.dumps(value)  # what the table's json codec reads back
-                await topic.send(key=key, value=payload, partition=partition,
-                                 key_serializer=t.key_serializer, value_serializer="raw",
-                                 callback=on_sent, force=True)
+                    payload = orjson.dumps(value)
+                # keys and values in JSON: the tables' codec, which reads them back
+                await send(topic, orjson.dumps(key), payload, partition, None, None)
 
     def apply(event: EventT) -> Effects:
         for t in batch_tables:  # the changelog partition of what this record writes
