@@ -47,13 +47,16 @@ class Vocabulary:
     (1, 2, 1, 0)
     >>> v.values[2], len(v)
     ('zeta', 3)
+    >>> v.keyed("b:")
+    {'b:acme': 1, 'b:zeta': 2}
     """
 
-    __slots__ = ("_codes", "values")
+    __slots__ = ("_codes", "_keyed", "values")
 
     def __init__(self) -> None:
         self.values: list[str | None] = [None]
         self._codes: dict[str, int] = {}
+        self._keyed: dict[str, dict[str, int]] = {"": self._codes}
 
     def code(self, value: str | None) -> int:
         """The code of ``value``, added if new."""
@@ -61,9 +64,20 @@ class Vocabulary:
             return 0
         code = self._codes.get(value)
         if code is None:
-            code = self._codes[value] = len(self.values)
+            code = len(self.values)
             self.values.append(value)
+            for prefix, keyed in self._keyed.items():
+                keyed[prefix + value] = code  # prefix "" is _codes itself
         return code
+
+    def keyed(self, prefix: str = "") -> dict[str, int]:
+        """``prefix + value -> code`` for every value (read-only; kept current as values
+        are added): a state's keys find their codes by one dict lookup each, or one set
+        intersection with its keys."""
+        keyed = self._keyed.get(prefix)
+        if keyed is None:
+            keyed = self._keyed[prefix] = {prefix + v: c for v, c in self._codes.items()}
+        return keyed
 
     def __len__(self) -> int:
         return len(self.values)

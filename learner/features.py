@@ -35,6 +35,7 @@ np.float32(1.0)
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,7 +47,7 @@ import pybase64
 
 from learner.candidates import Candidates
 from learner.catalog import ItemCache
-from learner.hashing import _hash_str, cross, to_index
+from learner.hashing import GOLDEN, _hash_str, cross, mix_inplace, to_index
 from learner.items import tokenize
 from learner.state import State
 from learner.state_features import (
@@ -96,7 +97,8 @@ _CROSS_SIDE: tuple[str | None, ...] = tuple(
 _CROSS_TARGET = np.array([_TARGET_COLUMN[name.partition("_x_")[2] or name]
                           for name in CROSS_FEATURES], dtype=np.int64)
 _CROSS_CROSSED = np.array([side is not None for side in _CROSS_SIDE])
-_CROSS_ITEM = _CROSS_TARGET == _TARGET_COLUMN["item"]
+_CROSS_ALONE = ~_CROSS_CROSSED
+_CROSS_ITEM_COLUMNS = np.flatnonzero(_CROSS_TARGET == _TARGET_COLUMN["item"])
 #: How many of the user's recent items the dense part embeds.
 DENSE_HISTORY = 10
 
@@ -240,38 +242,16 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     hashes = cands.hashes
     h_item = hashes[:, 0]
     query = normalize_query(ctx.query) if ctx.query else None
-    # every cross in one vectorized pass: column j crosses side token j with target j
-    side_hash, absent = _side_hashes(ctx.user_id, ctx.session_id, query)
-    target = hashes[:, _CROSS_TARGET]
-    cross_idx = to_index(np.where(_CROSS_CROSSED, cross(side_hash, target), target), bits)
-    cross_val = (target != 0).astype(np.float32)
-    cross_val[:, _CROSS_ITEM] = 1.0
-    if absent is not None:
-        cross_idx[:, absent] = 0
-        cross_val[:, absent] = 0.0
 
     if stats is not None:
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
         popularity = ctr = np.zeros(n)
-    if base_scores is not None and any(b is not None for b in base_scores):
-        bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
-        if np.isnan(bs).any():
-            bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
-        base_z, upstream = _zscore(bs), _rank_score(bs)
-    else:  # the order as sent is the upstream order
-        base_z, upstream = np.zeros(n), _rank_curve(n)
-    known = cands.has_price
-    if known.all():
-        rel_price = cands.log_price - cands.log_price.mean()
-    elif known.any():
-        rel_price = np.where(known, cands.log_price - cands.log_price[known].mean(), 0.0)
-    else:
-        rel_price = np.zeros(n)
+    base_z, upstream = _upstream_features(base_scores, n)
     # in the order of NUMERIC_FEATURES after the code, item and click-model features
     others = [price_fit(user, cands), taste_match(user, cands), taste_match(session, cands),
               popularity, ctr, cands.text_match(tokenize(query)), semantic_match(query, cands),
-              base_z, upstream, rel_price]
+              base_z, upstream, _relative_price(cands)]
     numeric_names: tuple[str, ...] = NUMERIC_FEATURES
     if request_features is not None:
         extra: list[str] = []
@@ -294,41 +274,117 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     c = n_cross + len(numeric_names)
     index = np.empty((n, c + dim), dtype=np.int64)
     value = np.empty((n, c + dim), dtype=np.float32)
-    index[:, :n_cross] = cross_idx
-    value[:, :n_cross] = cross_val
+    _fill_crosses(index[:, :n_cross], value[:, :n_cross], hashes, bits,
+                  *_side_hashes(ctx.user_id, ctx.session_id, query))
     index[:, n_cross:c] = _numeric_index(numeric_names, bits)
-    value[:, n_cross:a] = code_features(user, session, cands)
+    numeric = value[:, n_cross:c]
+    numeric[:, :n_code] = code_features(user, session, cands)
     value[:, a:b] = item_features(user, session, cands)
     value[:, b:b_click] = click_features(user, cands)
     value[:, b_click:c] = np.array(others).T
-    np.clip(value[:, n_cross:c], -10.0, 10.0, out=value[:, n_cross:c])
+    # clipped to [-10, 10] (np.clip's own ufunc steps, without its Python wrapper)
+    np.minimum(np.maximum(numeric, -10.0, out=numeric), 10.0, out=numeric)
     if vectors is not None:
         # the user crossed with each dimension of the item vectors: one weight per user
         # and dimension, a per-user linear taste in the embedding space
         index[:, c:] = _vector_index(user_hash, dim, bits)
         value[:, c:] = vectors
 
-    history = [r[1] for r in (user or {}).get("recent", [])][-DENSE_HISTORY:]
+    history = [r[1] for r in (user or {}).get("recent", [])[-DENSE_HISTORY:]]
     dense = DenseInputs(
         user=user_hash,
-        history=np.fromiter((_hash_str(f"item={i}") for i in history), dtype=np.uint64),
+        history=np.array([_hash_str(f"item={i}") for i in history], dtype=np.uint64),
         items=h_item, categories=hashes[:, 1], brands=hashes[:, 2])
     return FeatureBlock(index=index, value=value,
                         names=_names(numeric_names, dim), dense=dense)
 
 
+def _fill_crosses(index: npt.NDArray[np.int64], value: npt.NDArray[np.float32],
+                  hashes: npt.NDArray[np.uint64], bits: int,
+                  side_golden: npt.NDArray[np.uint64], absent: npt.NDArray[np.intp] | None
+                  ) -> None:
+    """Write the crosses' columns (:data:`CROSS_FEATURES`) into ``index`` and ``value``
+    (``(n, len(CROSS_FEATURES))`` views of the block): column ``j`` is side token ``j``
+    crossed with target ``j`` (:func:`learner.hashing.cross`), or the target alone, in one
+    vectorized pass computed in place.
+
+    >>> from learner.hashing import hash_tokens
+    >>> hashes = np.array([[11, 22, 0, 44]], dtype=np.uint64)  # item, category, brand, price
+    >>> index = np.empty((1, len(CROSS_FEATURES)), dtype=np.int64)
+    >>> value = np.empty((1, len(CROSS_FEATURES)), dtype=np.float32)
+    >>> _fill_crosses(index, value, hashes, 18, *_side_hashes("u", None, None))
+    >>> user_x_item = to_index(cross(hash_tokens(["user=u"]), hashes[:, 0]), 18)
+    >>> col = CROSS_FEATURES.index
+    >>> bool(index[0, col("user_x_item")] == user_x_item[0]), int(index[0, col("item")])
+    (True, 11)
+    >>> int(index[0, col("session_x_item")]), value[0, col("user_x_brand")]
+    (0, np.float32(0.0))
+    """
+    target = hashes[:, _CROSS_TARGET]
+    h = index.view(np.uint64)
+    np.bitwise_xor(side_golden, target, out=h)
+    mix_inplace(h)
+    np.copyto(h, target, where=_CROSS_ALONE)  # the targets alone are not crossed
+    h &= np.uint64((1 << bits) - 1)
+    np.not_equal(target, 0, out=value)  # 1 where the target is known
+    value[:, _CROSS_ITEM_COLUMNS] = 1.0  # an unknown item still has its own hash
+    if absent is not None:
+        index[:, absent] = 0
+        value[:, absent] = 0.0
+
+
+def _upstream_features(base_scores: Sequence[float | None] | None, n: int
+                       ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``base_score_z`` and ``upstream_rank``: the scores z-scored within the list (the
+    missing ones filled with the lowest) and their rank score (:func:`_rank_score`);
+    without scores, zeros and the order as sent.
+
+    >>> [x.round(3).tolist() for x in _upstream_features([3.0, None, 1.0], 3)]
+    [[1.414, -0.707, -0.707], [1.0, 0.631, 0.5]]
+    """
+    if base_scores is None or base_scores.count(None) == n:
+        return np.zeros(n), _rank_curve(n)  # the order as sent is the upstream order
+    if None in base_scores:
+        bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
+    else:
+        bs = np.array(base_scores, dtype=np.float64)
+    if np.isnan(bs).any():
+        bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
+        return _zscore(bs), _rank_score(bs)
+    # sent best first (as a search engine does; no NaN): the rank score needs no sort
+    ordered = all(map(operator.ge, base_scores, base_scores[1:]))  # type: ignore[arg-type]
+    return _zscore(bs), _rank_curve(n) if ordered else _rank_score(bs)
+
+
+def _relative_price(cands: Candidates) -> npt.NDArray[np.float64]:
+    """``(n,)`` each log price less the mean of the list's known ones (0 where unknown)."""
+    known, log_price = cands.has_price, cands.log_price
+    if known.all():
+        # np.mean's own steps (one pairwise sum, one division), without its wrapper
+        return log_price - np.add.reduce(log_price) / len(log_price)
+    if known.any():
+        return np.where(known, log_price - log_price[known].mean(), 0.0)
+    return np.zeros(len(log_price))
+
+
 @lru_cache(maxsize=4096)
 def _side_hashes(user: str, session: str | None, query: str | None
-                 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_] | None]:
-    """The hash of each cross's side token (0 for the target alone), and which crosses
-    have no side token in this request (``None`` when all have one); read-only."""
+                 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp] | None]:
+    """The hash of each cross's side token (0 for the target alone) times the golden
+    ratio (the first step of :func:`learner.hashing.cross`), and the columns of the
+    crosses without a side token in this request (``None`` when all have one); read-only.
+
+    >>> side, absent = _side_hashes("u-1", None, "shoes")
+    >>> [CROSS_FEATURES[j] for j in absent]
+    ['session_x_item', 'session_x_category', 'session_x_brand', 'session_x_price']
+    """
     tokens = {"user": user, "session": session, "query": query}
     side = np.array([_hash_str(f"{s}={tokens[s]}") if s is not None and tokens[s] is not None
-                     else 0 for s in _CROSS_SIDE], dtype=np.uint64)
-    absent = np.array([s is not None and tokens[s] is None for s in _CROSS_SIDE])
+                     else 0 for s in _CROSS_SIDE], dtype=np.uint64) * GOLDEN
+    absent = np.flatnonzero([s is not None and tokens[s] is None for s in _CROSS_SIDE])
     side.setflags(write=False)
     absent.setflags(write=False)
-    return side, (absent if absent.any() else None)
+    return side, (absent if len(absent) else None)
 
 
 @lru_cache(maxsize=256)

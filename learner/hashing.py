@@ -25,13 +25,14 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["cross", "hash_token", "hash_tokens", "mix", "to_index"]
+__all__ = ["GOLDEN", "cross", "hash_token", "hash_tokens", "mix", "mix_inplace", "to_index"]
 
 U64 = npt.NDArray[np.uint64]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+#: The multiplier of a cross's first side (:func:`cross`).
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
@@ -52,7 +53,16 @@ def hash_tokens(tokens: Iterable[str]) -> U64:
 
 def mix(x: U64) -> U64:
     """SplitMix64 finalizer over an array (wrapping uint64 arithmetic)."""
-    x = x.copy()
+    return mix_inplace(x.copy())
+
+
+def mix_inplace(x: U64) -> U64:
+    """:func:`mix` computed in ``x`` itself (which may be a strided view), returned.
+
+    >>> x = hash_tokens(["a", "b"])
+    >>> bool((mix_inplace(x.copy()) == mix(x)).all())
+    True
+    """
     x ^= x >> _S30
     x *= _M1
     x ^= x >> _S27
@@ -63,7 +73,7 @@ def mix(x: U64) -> U64:
 
 def cross(a: U64, b: U64) -> U64:
     """Hash of the pair (a, b), element-wise; order matters."""
-    return mix(a * _GOLDEN ^ b)
+    return mix_inplace(a * GOLDEN ^ b)
 
 
 def to_index(h: U64, bits: int) -> npt.NDArray[np.int64]:

@@ -56,12 +56,12 @@ def dense_logits(tables: Mapping[str, npt.NDArray[np.floating]],
     """``(n,)`` dense part ``<u, v_i>``: the item's own embedding plus those of its
     category and brand where it has one (hash 0: none)."""
     users, items = tables["dense_user"], tables["dense_item"]
-    cats, brands = tables["dense_category"], tables["dense_brand"]
     u = users[dense.user & (users.shape[0] - 1)].astype(np.float64)
     if dense.history.size:
         u = u + items[dense.history & np.uint64(items.shape[0] - 1)].mean(axis=0)
     logits = items[dense.items & np.uint64(items.shape[0] - 1)] @ u
-    for table, h in ((cats, dense.categories), (brands, dense.brands)):
+    for table, h in ((tables["dense_category"], dense.categories),
+                     (tables["dense_brand"], dense.brands)):
         part = table[h & np.uint64(table.shape[0] - 1)] @ u
         logits += np.where(h != 0, part, 0.0)
     return logits

@@ -36,8 +36,11 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +66,7 @@ CODE_FEATURES: tuple[str, ...] = (
     "session_brand_lift", "session_category_lift",
 )
 # the code column each of them reads
-_CODE_COLUMNS = (LEAF, BRAND, BRAND, TOP, LEAF, BRAND, BRAND, LEAF, PRICE, BRAND, LEAF)
+_CODE_COLUMNS: tuple[int, ...] = (LEAF, BRAND, BRAND, TOP, LEAF, BRAND, BRAND, LEAF, PRICE, BRAND, LEAF)
 #: Columns of :func:`item_features`, one value per candidate the state has an entry for.
 ITEM_FEATURES: tuple[str, ...] = (
     "viewed_by_user", "engaged_by_user", "bought_by_user", "viewed_in_session",
@@ -100,32 +103,65 @@ def code_features(user: State | None, session: State | None, cands: Candidates
                   ) -> npt.NDArray[np.float64]:
     """``(n, len(CODE_FEATURES))``: the user's and the session's share of engagement with
     each item's category and brand, the user's favourite brand and top category, and the
-    lifts (:func:`lift`) of the item's brand, category and price level."""
-    codes: list[list[int]] = []
+    lifts (:func:`lift`) of the item's brand, category and price level.
+
+    The state's keys find their codes in the catalog's vocabularies (one set intersection
+    per feature, over the state's entries, whichever candidates hold them); the values go
+    into one table, one segment per feature indexed by code, read by one gather.
+    """
+    vocabularies = cands.catalog.vocabularies
+    offsets, shift, size = _code_layout(tuple(map(len, vocabularies)))
+    flat: list[int] = []
     values: list[float] = []
 
-    def add(column: int, mapping: Mapping[str, object], value: object, prefix: str = "") -> None:
-        found_codes, found = cands.lookup(column, mapping, prefix)
-        codes.append(found_codes)
-        values.extend(map(value, found))  # type: ignore[call-overload]
+    def put(j: int, mapping: Mapping[str, Any], value: Callable[[Any], float],
+            prefix: str = "") -> None:
+        codes = vocabularies[_CODE_COLUMNS[j]].keyed(prefix)
+        common = mapping.keys() & codes.keys()
+        if common:
+            offset = offsets[j]
+            flat.extend([offset + codes[k] for k in common])
+            values.extend([value(mapping[k]) for k in common])
 
-    for k, state in enumerate((user, session)):
+    for j, state in ((0, user), (4, session)):
         cats: Mapping[str, float] = (state or {}).get("category") or {}
         brands: Mapping[str, float] = (state or {}).get("brand") or {}
         cat_total, brand_total = _top_level_total(cats), float(sum(brands.values()))
-        add(LEAF, cats if cat_total > 0 else {}, lambda x, t=cat_total: x / t)
-        add(BRAND, brands if brand_total > 0 else {}, lambda x, t=brand_total: x / t)
-        if k == 0:  # the user's favourites
-            fav_brand = max(brands, key=brands.__getitem__) if brands else None
+        if cat_total > 0:
+            put(j, cats, lambda x, t=cat_total: x / t)
+        if brand_total > 0:
+            put(j + 1, brands, lambda x, t=brand_total: x / t)
+        if j == 0:  # the user's favourites
+            if brands:
+                put(2, {max(brands, key=brands.__getitem__): 1.0}, float)
             top_cats = [c for c in cats if "/" not in c]
-            fav_cat = max(top_cats, key=cats.__getitem__) if top_cats else None
-            add(BRAND, {fav_brand: 1.0} if fav_brand is not None else {}, float)
-            add(TOP, {fav_cat: 1.0} if fav_cat is not None else {}, float)
-    for state, kinds in ((user, _LIFT_COLUMNS), (session, _LIFT_COLUMNS[:2])):
-        exposure = (state or {}).get("exposure") or {}
-        for column, prefix in kinds:
-            add(column, exposure, lift, prefix)
-    return cands.spread(_CODE_COLUMNS, codes, values)
+            if top_cats:
+                put(3, {max(top_cats, key=cats.__getitem__): 1.0}, float)
+    for j, state, kinds in ((6, user, _LIFT_COLUMNS), (9, session, _LIFT_COLUMNS[:2])):
+        exposure = (state or {}).get("exposure")
+        if exposure:
+            for k, (_column, prefix) in enumerate(kinds):
+                put(j + k, exposure, lift, prefix)
+    if not flat:
+        return np.zeros((len(cands), len(_CODE_COLUMNS)))
+    table = np.zeros(size)
+    table[flat] = values
+    return table[cands.codes[:, _CODE_COLUMNS] + shift]
+
+
+@lru_cache(maxsize=64)
+def _code_layout(sizes: tuple[int, ...]) -> tuple[tuple[int, ...], npt.NDArray[np.intp], int]:
+    """Where each code feature's segment starts in the table of :func:`code_features`
+    (as a tuple and as an array), and the table's size, for vocabularies of ``sizes``.
+
+    >>> offsets, shift, size = _code_layout((3, 2, 5, 4))
+    >>> offsets[:3], size
+    ((0, 3, 8), 43)
+    """
+    offsets = tuple(itertools.accumulate((sizes[c] for c in _CODE_COLUMNS[:-1]), initial=0))
+    shift = np.array(offsets, dtype=np.intp)
+    shift.setflags(write=False)
+    return offsets, shift, offsets[-1] + sizes[_CODE_COLUMNS[-1]]
 
 
 def item_features(user: State | None, session: State | None, cands: Candidates
@@ -145,10 +181,11 @@ def item_features(user: State | None, session: State | None, cands: Candidates
     >>> block[:, ITEM_FEATURES.index("viewed_in_session")].tolist()
     [1.0, 0.0, 0.0]
     """
-    rows: list[int] = []
-    cols: list[int] = []
+    width = len(ITEM_FEATURES)
+    ones: list[int] = []  # flat positions of the 1.0 flags
+    flat: list[int] = []  # flat positions of the other values
     values: list[float] = []
-    for state, first, width in ((user, 0, 3), (session, 3, 2)):
+    for state, first, seen in ((user, 0, _USER_FLAG_COLUMNS), (session, 3, _SESSION_FLAG_COLUMNS)):
         recent = (state or {}).get("recent")
         if not recent:
             continue
@@ -156,32 +193,35 @@ def item_features(user: State | None, session: State | None, cands: Candidates
         for kind, item, _ts in recent:
             flags[item] = flags.get(item, 0) | _SEEN_FLAGS.get(kind, 2)
         for row, item in cands.matching(flags):
-            f = flags[item]
-            for bit in range(width):
-                if f >> bit & 1:
-                    rows.append(row)
-                    cols.append(first + bit)
-                    values.append(1.0)
-    for state, col, counts in ((user, 5, True), (session, 9, False)):
+            at = row * width + first
+            ones.extend([at + c for c in seen[flags[item]]])
+    for state, counts in ((user, True), (session, False)):
         exposure = (state or {}).get("exposure")
         if not exposure:
             continue
         for row, key in cands.matching(exposure, by_key=True):
             e = exposure[key]
-            rows.append(row)
-            cols.append(col)
-            values.append(lift(e))
-            if counts:
-                rows += (row, row, row)
-                cols += (6, 7, 8)
-                values += (e[1], e[0], e[2] if len(e) > 2 else 0.0)
-    out = np.zeros((len(cands), len(ITEM_FEATURES)))
-    if rows:
-        out[rows, cols] = values
+            at = row * width
+            if counts:  # user_item_lift, _clicks, _examined, _carts
+                flat += (at + 5, at + 6, at + 7, at + 8)
+                values += (lift(e), e[1], e[0], e[2] if len(e) > 2 else 0.0)
+            else:  # session_item_lift
+                flat.append(at + 9)
+                values.append(lift(e))
+    out = np.zeros((len(cands), width))
+    cells = out.reshape(-1)
+    if ones:
+        cells[ones] = 1.0
+    if flat:
+        cells[flat] = values
     return out
 
 
 _SEEN_FLAGS = {"view": 1, "purchase": 6}
+# the columns (from the first of the state's) each combination of those bits sets: the
+# user's three (viewed, engaged, bought), the session's two (viewed, engaged)
+_USER_FLAG_COLUMNS = tuple(tuple(b for b in range(3) if f >> b & 1) for f in range(8))
+_SESSION_FLAG_COLUMNS = tuple(tuple(b for b in range(2) if f >> b & 1) for f in range(8))
 
 
 def click_features(user: State | None, cands: Candidates) -> npt.NDArray[np.float64]:

@@ -62,12 +62,14 @@ class ServingModel:
 
     def contributions(self, block: FeatureBlock) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
         """``(n, k)`` per-feature contributions to each logit, and their names."""
-        sparse = self.w[block.index] * block.value
+        weights = np.take(self.w, block.index)
         if self.dense is None or block.dense is None:
-            return sparse.astype(np.float64), block.names
-        n, k = sparse.shape
+            return np.multiply(weights, block.value, dtype=np.float32).astype(np.float64), \
+                block.names
+        n, k = weights.shape
         out = np.empty((n, k + 1))
-        out[:, :k] = sparse
+        # the float32 products, widened as they are stored: no (n, k) temporary
+        np.multiply(weights, block.value, out=out[:, :k], dtype=np.float32, casting="unsafe")
         out[:, k] = dense_logits(self.dense, block.dense)
         return out, _with_dense(block.names)
 

@@ -31,7 +31,9 @@ A model that has learned nothing (all weights zero) keeps the upstream order:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +90,16 @@ def _upstream_order(scores: Sequence[float | None]) -> npt.NDArray[np.int64]:
     return np.lexsort((np.arange(n), neg, missing)).astype(np.int64)
 
 
+def _sent_in_order(scores: Sequence[float | None]) -> bool:
+    """Whether the items came in the upstream order already (every ``base_score`` given,
+    none below the next): what a search engine sends, whose order then needs no sort.
+
+    >>> _sent_in_order([3.0, 2.0, 2.0]), _sent_in_order([1.0, 2.0]), _sent_in_order([1.0, None])
+    (True, False, False)
+    """
+    return None not in scores and all(map(operator.ge, scores, scores[1:]))  # type: ignore[arg-type]
+
+
 def softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Softmax over one list.
 
@@ -125,23 +137,27 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         without a model); ``explanation`` ``None`` unless asked for and a model is there.
     """
     scores_sent = [it.base_score for it in items]
-    up = _upstream_order(scores_sent)
     if model is None:
-        return [(i, scores_sent[i], None) for i in up.tolist()]
-    ups = [items[i] for i in up.tolist()]
-    features = [it.features for it in ups]
+        return [(i, scores_sent[i], None) for i in _upstream_order(scores_sent).tolist()]
+    if _sent_in_order(scores_sent):  # as sent: no reordering
+        up, ups, base_scores = None, items, scores_sent
+    else:
+        up = _upstream_order(scores_sent)
+        up_list = up.tolist()
+        ups = [items[i] for i in up_list]
+        base_scores = [scores_sent[i] for i in up_list]
     block = model.features(
-        ctx, [it.item_id for it in ups], base_scores=[scores_sent[i] for i in up.tolist()],
-        request_features=features if any(features) else None,
-        user=user, session=session, items=catalog)
+        ctx, [it.item_id for it in ups], base_scores=base_scores,
+        request_features=[it.features for it in ups] if any(it.features for it in ups)
+        else None, user=user, session=session, items=catalog)
     contrib, names = model.contributions(block)  # (n, k), in upstream order
     logits = contrib.sum(axis=1)
     order = np.argsort(-logits, kind="stable")  # ties keep upstream order
-    contrib = contrib[order]
     scores = softmax(logits[order]).tolist()
-    served = up[order].tolist()
+    served = (order if up is None else up[order]).tolist()
     if not explain:
-        return [(i, s, None) for i, s in zip(served, scores)]
+        return list(zip(served, scores, repeat(None)))
+    contrib = contrib[order]
     k = min(top_k, contrib.shape[1])
     top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]  # (n, k) columns
     top_values = (np.take_along_axis(contrib, top, axis=1) + 0.0).tolist()  # no -0.0
