@@ -204,7 +204,7 @@ def normalize_query(query: str) -> str:
 
 
 def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    d = x - x.sum() / len(x)
+    d = x - np.add.reduce(x) / len(x)  # x.sum() without its Python wrapper
     sd = math.sqrt(float(np.dot(d, d)) / len(x))
     return d / sd if sd > 1e-9 else np.zeros_like(x)
 
@@ -306,7 +306,7 @@ def _fill_crosses(index: npt.NDArray[np.int64], value: npt.NDArray[np.float32],
     """Write the crosses' columns (:data:`CROSS_FEATURES`) into ``index`` and ``value``
     (``(n, len(CROSS_FEATURES))`` views of the block): column ``j`` is side token ``j``
     crossed with target ``j`` (:func:`learner.hashing.cross`), or the target alone, in one
-    vectorized pass computed in place.
+    vectorized pass.
 
     >>> from learner.hashing import hash_tokens
     >>> hashes = np.array([[11, 22, 0, 44]], dtype=np.uint64)  # item, category, brand, price
@@ -321,11 +321,10 @@ def _fill_crosses(index: npt.NDArray[np.int64], value: npt.NDArray[np.float32],
     (0, np.float32(0.0))
     """
     target = hashes[:, _CROSS_TARGET]
-    h = index.view(np.uint64)
-    np.bitwise_xor(side_golden, target, out=h)
-    mix_inplace(h)
+    h = mix_inplace(target ^ side_golden)  # contiguous: twice as fast as in the block
     np.copyto(h, target, where=_CROSS_ALONE)  # the targets alone are not crossed
     h &= np.uint64((1 << bits) - 1)
+    index[:] = h.view(np.int64)
     np.not_equal(target, 0, out=value)  # 1 where the target is known
     value[:, _CROSS_ITEM_COLUMNS] = 1.0  # an unknown item still has its own hash
     if absent is not None:

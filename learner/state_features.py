@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -78,9 +77,10 @@ CLICK_FEATURES: tuple[str, ...] = (
     "user_click_brand", "user_click_category", "user_click_taste", "user_click_price",
     "user_click_item",
 )
-# (exposure kind's code column, the prefix that makes its key from the column's value);
-# the price column's values are whole keys already (learner.state.exposure_keys)
-_LIFT_COLUMNS = ((BRAND, BRAND_KEY), (LEAF, CATEGORY_KEY), (PRICE, ""))
+# the prefix that makes an exposure key from the value in the code column of the user's
+# brand, category and price lifts (_CODE_COLUMNS[6:9]); the price column's values are
+# whole keys already (learner.state.exposure_keys)
+_LIFT_PREFIXES = (BRAND_KEY, CATEGORY_KEY, "")
 
 
 def lift(entry: list[float]) -> float:
@@ -93,6 +93,17 @@ def lift(entry: list[float]) -> float:
     """
     m, k = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT
     return math.log((entry[1] + k * m) / (entry[0] + k) / m)
+
+
+def _lifts(exposure: Mapping[str, list[float]], keys: Iterable[str]) -> list[float]:
+    """:func:`lift` of the ``exposure`` entry of each of ``keys`` (the same arithmetic,
+    without a call per entry).
+
+    >>> _lifts({"a": [1.0, 0.0], "b": [0.2, 1.0]}, ["b", "a"]) == [lift([0.2, 1.0]), lift([1.0, 0.0])]
+    True
+    """
+    m, k, km, log = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT, LIFT_PRIOR_WEIGHT * LIFT_PRIOR_RATE, math.log
+    return [log((e[1] + km) / (e[0] + k) / m) for e in map(exposure.__getitem__, keys)]
 
 
 def _top_level_total(weights: Mapping[str, float]) -> float:
@@ -113,35 +124,35 @@ def code_features(user: State | None, session: State | None, cands: Candidates
     offsets, shift, size = _code_layout(tuple(map(len, vocabularies)))
     flat: list[int] = []
     values: list[float] = []
-
-    def put(j: int, mapping: Mapping[str, Any], value: Callable[[Any], float],
-            prefix: str = "") -> None:
-        codes = vocabularies[_CODE_COLUMNS[j]].keyed(prefix)
-        common = mapping.keys() & codes.keys()
-        if common:
-            offset = offsets[j]
-            flat.extend([offset + codes[k] for k in common])
-            values.extend([value(mapping[k]) for k in common])
-
     for j, state in ((0, user), (4, session)):
-        cats: Mapping[str, float] = (state or {}).get("category") or {}
-        brands: Mapping[str, float] = (state or {}).get("brand") or {}
+        if not state:
+            continue
+        cats: Mapping[str, float] = state.get("category") or {}
+        brands: Mapping[str, float] = state.get("brand") or {}
         cat_total, brand_total = _top_level_total(cats), float(sum(brands.values()))
-        if cat_total > 0:
-            put(j, cats, lambda x, t=cat_total: x / t)
-        if brand_total > 0:
-            put(j + 1, brands, lambda x, t=brand_total: x / t)
+        for k, (mapping, total) in ((j, (cats, cat_total)), (j + 1, (brands, brand_total))):
+            if total > 0:
+                codes = vocabularies[_CODE_COLUMNS[k]].keyed()
+                common = mapping.keys() & codes.keys()
+                flat += [offsets[k] + codes[key] for key in common]
+                values += [mapping[key] / total for key in common]
         if j == 0:  # the user's favourites
-            if brands:
-                put(2, {max(brands, key=brands.__getitem__): 1.0}, float)
             top_cats = [c for c in cats if "/" not in c]
-            if top_cats:
-                put(3, {max(top_cats, key=cats.__getitem__): 1.0}, float)
-    for j, state, kinds in ((6, user, _LIFT_COLUMNS), (9, session, _LIFT_COLUMNS[:2])):
+            for k, favourite in ((2, max(brands, key=brands.__getitem__) if brands else None),
+                                 (3, max(top_cats, key=cats.__getitem__) if top_cats else None)):
+                code = vocabularies[_CODE_COLUMNS[k]].keyed().get(favourite)  # type: ignore[arg-type]
+                if code is not None:
+                    flat.append(offsets[k] + code)
+                    values.append(1.0)
+    for j, state, prefixes in ((6, user, _LIFT_PREFIXES), (9, session, _LIFT_PREFIXES[:2])):
         exposure = (state or {}).get("exposure")
-        if exposure:
-            for k, (_column, prefix) in enumerate(kinds):
-                put(j + k, exposure, lift, prefix)
+        if not exposure:
+            continue
+        for k, prefix in enumerate(prefixes, j):
+            codes = vocabularies[_CODE_COLUMNS[k]].keyed(prefix)
+            common = exposure.keys() & codes.keys()
+            flat += [offsets[k] + codes[key] for key in common]
+            values += _lifts(exposure, common)
     if not flat:
         return np.zeros((len(cands), len(_CODE_COLUMNS)))
     table = np.zeros(size)
