@@ -163,7 +163,7 @@ class Candidates:
     @cached_property
     def item_keys(self) -> list[str]:
         """Each candidate's own ``exposure`` key (:func:`learner.state.exposure_keys`)."""
-        return [ITEM_KEY + i for i in self.item_ids]
+        return list(map(ITEM_KEY.__add__, self.item_ids))
 
     @cached_property
     def vectors(self) -> npt.NDArray[np.float64] | None:
@@ -197,13 +197,14 @@ class Candidates:
     def text_similarity(self, q: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """``(n,)`` each candidate's text embedding dotted with ``q`` (0 where the item
         has none, or one of another width)."""
-        n = len(self.rows)
-        out = np.zeros(n)
         catalog = self.catalog
         if catalog.text is not None and catalog.text.shape[1] == len(q):
             # einsum, not @: a BLAS call here wakes OpenBLAS's threads, whose spinning
             # beside the request thread doubled the whole ranking's time on two cores
-            out[:] = np.einsum("ij,j->i", catalog.text[self.rows], q)
+            out = np.einsum("ij,j->i", np.take(catalog.text, self.rows, axis=0),
+                            q).astype(np.float64)
+        else:
+            out = np.zeros(len(self.rows))
         if catalog.has_odd_text:
             for k, row in enumerate(self.rows.tolist()):
                 v = catalog.odd_text(row)
