@@ -26,6 +26,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -258,13 +259,23 @@ class ItemCache:
         """Infos of ``item_ids``, unknown items as empty infos."""
         return [self.get(i) or unknown_item_info(i) for i in item_ids]
 
+    def _rows_of(self, item_ids: Sequence[str]) -> npt.NDArray[np.intp]:
+        """The row of each item (0 where unknown): one C-level lookup of all of them when
+        every one is known, else one lookup each."""
+        if len(item_ids) > 1:
+            try:
+                return np.array(itemgetter(*item_ids)(self._rows), dtype=np.intp)
+            except KeyError:
+                pass
+        return np.fromiter(map(self._rows.get, item_ids, repeat(0)), dtype=np.intp,
+                           count=len(item_ids))
+
     def gather(self, item_ids: Sequence[str]) -> Candidates:
         """The candidates ``item_ids`` as rows of the columns (row 0 where unknown)."""
         if self.fallback is not None:
             for item_id in self.missing(item_ids):
                 self.get(item_id)  # stores it if the fallback knows it
-        rows = np.fromiter(map(self._rows.get, item_ids, repeat(0)), dtype=np.intp,
-                           count=len(item_ids))
+        rows = self._rows_of(item_ids)
         hashes = self.hashes[rows]
         if not rows.all():  # an unknown item still has its own hash
             unknown = np.flatnonzero(rows == 0).tolist()

@@ -250,7 +250,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     base_z, upstream = _upstream_features(base_scores, n)
     # in the order of NUMERIC_FEATURES after the code, item and click-model features
     others = [price_fit(user, cands), taste_match(user, cands), taste_match(session, cands),
-              popularity, ctr, cands.text_match(tokenize(query)), semantic_match(query, cands),
+              popularity, ctr, cands.text_match(_query_words(query)), semantic_match(query, cands),
               base_z, upstream, _relative_price(cands)]
     numeric_names: tuple[str, ...] = NUMERIC_FEATURES
     if request_features is not None:
@@ -392,6 +392,8 @@ def _names(numeric: tuple[str, ...], dim: int) -> tuple[str, ...]:
 
 
 _NO_CATALOG = ItemCache(capacity=0)
+#: The words of a (normalized) query: :func:`learner.items.tokenize`, cached (queries repeat).
+_query_words = lru_cache(maxsize=4096)(tokenize)
 
 
 def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float64]:

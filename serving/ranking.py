@@ -49,6 +49,7 @@ __all__ = ["EXPLAIN_TOP_K", "Explanation", "RankedRow", "rank", "sigmoid", "soft
 
 #: How many features an explanation lists.
 EXPLAIN_TOP_K = 3
+_FEATURES = operator.attrgetter("features")
 
 #: ``[{"feature": name, "contribution": value}, ...]``, largest ``|contribution|`` first.
 Explanation = list[dict[str, str | float]]
@@ -148,8 +149,8 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         base_scores = [scores_sent[i] for i in up_list]
     block = model.features(
         ctx, [it.item_id for it in ups], base_scores=base_scores,
-        request_features=[it.features for it in ups] if any(it.features for it in ups)
-        else None, user=user, session=session, items=catalog)
+        request_features=[it.features for it in ups] if any(map(_FEATURES, ups)) else None,
+        user=user, session=session, items=catalog)
     contrib, names = model.contributions(block)  # (n, k), in upstream order
     logits = contrib.sum(axis=1)
     order = np.argsort(-logits, kind="stable")  # ties keep upstream order
