@@ -276,13 +276,14 @@ class ItemCache:
             for item_id in self.missing(item_ids):
                 self.get(item_id)  # stores it if the fallback knows it
         rows = self._rows_of(item_ids)
-        hashes = self.hashes[rows]
+        # ndarray.take: a third of the time of fancy indexing (or np.take's wrapper)
+        hashes = self.hashes.take(rows, axis=0)
         if not rows.all():  # an unknown item still has its own hash
             unknown = np.flatnonzero(rows == 0).tolist()
             hashes[unknown, 0] = [unknown_item_info(item_ids[k]).item_hash for k in unknown]
         log_price = self.log_price[rows]
         has_price = ~np.isnan(log_price)
-        return Candidates(item_ids=item_ids, rows=rows, hashes=hashes, codes=self.codes[rows],
+        return Candidates(item_ids=item_ids, rows=rows, hashes=hashes, codes=self.codes.take(rows, axis=0),
                           log_price=np.where(has_price, log_price, 0.0), has_price=has_price,
                           catalog=self)
 

@@ -58,11 +58,12 @@ def dense_logits(tables: Mapping[str, npt.NDArray[np.floating]],
     users, items = tables["dense_user"], tables["dense_item"]
     u = users[dense.user & (users.shape[0] - 1)].astype(np.float64)
     if dense.history.size:
-        u = u + _mean_rows(np.take(items, dense.history & np.uint64(items.shape[0] - 1), axis=0))
-    logits = np.take(items, dense.items & np.uint64(items.shape[0] - 1), axis=0) @ u
+        u = u + _mean_rows(items.take(dense.history & np.uint64(items.shape[0] - 1), axis=0))
+    # ndarray.take: a third of the time of fancy indexing (or np.take's wrapper)
+    logits = items.take(dense.items & np.uint64(items.shape[0] - 1), axis=0) @ u
     for table, h in ((tables["dense_category"], dense.categories),
                      (tables["dense_brand"], dense.brands)):
-        part = np.take(table, h & np.uint64(table.shape[0] - 1), axis=0) @ u
+        part = table.take(h & np.uint64(table.shape[0] - 1), axis=0) @ u
         logits += np.where(h != 0, part, 0.0)
     return logits
 

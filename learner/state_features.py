@@ -66,6 +66,7 @@ CODE_FEATURES: tuple[str, ...] = (
 )
 # the code column each of them reads
 _CODE_COLUMNS: tuple[int, ...] = (LEAF, BRAND, BRAND, TOP, LEAF, BRAND, BRAND, LEAF, PRICE, BRAND, LEAF)
+_CODE_COLUMN_INDEX = np.array(_CODE_COLUMNS, dtype=np.intp)
 #: Columns of :func:`item_features`, one value per candidate the state has an entry for.
 ITEM_FEATURES: tuple[str, ...] = (
     "viewed_by_user", "engaged_by_user", "bought_by_user", "viewed_in_session",
@@ -157,7 +158,7 @@ def code_features(user: State | None, session: State | None, cands: Candidates
         return np.zeros((len(cands), len(_CODE_COLUMNS)))
     table = np.zeros(size)
     table[flat] = values
-    return table[cands.codes[:, _CODE_COLUMNS] + shift]
+    return table[cands.codes.take(_CODE_COLUMN_INDEX, axis=1) + shift]
 
 
 @lru_cache(maxsize=64)

@@ -62,7 +62,7 @@ class ServingModel:
 
     def contributions(self, block: FeatureBlock) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
         """``(n, k)`` per-feature contributions to each logit, and their names."""
-        weights = np.take(self.w, block.index)
+        weights = self.w.take(block.index)
         if self.dense is None or block.dense is None:
             return np.multiply(weights, block.value, dtype=np.float32).astype(np.float64), \
                 block.names
