@@ -174,7 +174,7 @@ class Candidates:
         if not len(have):
             return None
         d = int(lengths[have[0]])
-        out = self.catalog.vectors[self.rows, :d]
+        out = self.catalog.vectors[:, :d].take(self.rows, axis=0)
         if (lengths[have] != d).any():
             out[lengths != d] = 0.0
         return out
@@ -201,7 +201,7 @@ class Candidates:
         if catalog.text is not None and catalog.text.shape[1] == len(q):
             # einsum, not @: a BLAS call here wakes OpenBLAS's threads, whose spinning
             # beside the request thread doubled the whole ranking's time on two cores
-            out = np.einsum("ij,j->i", np.take(catalog.text, self.rows, axis=0),
+            out = np.einsum("ij,j->i", catalog.text.take(self.rows, axis=0),
                             q).astype(np.float64)
         else:
             out = np.zeros(len(self.rows))
