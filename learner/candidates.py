@@ -174,7 +174,7 @@ class Candidates:
         if not len(have):
             return None
         d = int(lengths[have[0]])
-        out = self.catalog.vectors[:, :d].take(self.rows, axis=0)
+        out = self.catalog.vectors[self.rows, :d]
         if (lengths[have] != d).any():
             out[lengths != d] = 0.0
         return out
