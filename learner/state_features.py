@@ -158,7 +158,7 @@ def code_features(user: State | None, session: State | None, cands: Candidates
         return np.zeros((len(cands), len(_CODE_COLUMNS)))
     table = np.zeros(size)
     table[flat] = values
-    return table[cands.codes.take(_CODE_COLUMN_INDEX, axis=1) + shift]
+    return table[cands.codes[:, _CODE_COLUMN_INDEX] + shift]
 
 
 @lru_cache(maxsize=64)
