@@ -217,7 +217,7 @@ def _rank_score(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     [0.5, 1.0, 0.631]
     """
     out = np.empty(len(x))
-    out[np.argsort(-x, kind="stable")] = _rank_curve(len(x))
+    out[(-x).argsort(kind="stable")] = _rank_curve(len(x))
     return out
 
 

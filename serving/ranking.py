@@ -153,7 +153,7 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         user=user, session=session, items=catalog)
     contrib, names = model.contributions(block)  # (n, k), in upstream order
     logits = contrib.sum(axis=1)
-    order = np.argsort(-logits, kind="stable")  # ties keep upstream order
+    order = (-logits).argsort(kind="stable")  # ties keep upstream order
     scores = softmax(logits[order]).tolist()
     served = (order if up is None else up[order]).tolist()
     if not explain:
