@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -82,6 +82,9 @@ CLICK_FEATURES: tuple[str, ...] = (
 # brand, category and price lifts (_CODE_COLUMNS[6:9]); the price column's values are
 # whole keys already (learner.state.exposure_keys)
 _LIFT_PREFIXES = (BRAND_KEY, CATEGORY_KEY, "")
+# up to this many of a state's exposure entries of one kind get their lift whether or not a
+# candidate has that value (a log each, cheaper than finding out); beyond, only those that do
+_LIFTS_UNFILTERED = 16
 
 
 def lift(entry: list[float]) -> float:
@@ -118,8 +121,9 @@ def code_features(user: State | None, session: State | None, cands: Candidates
     lifts (:func:`lift`) of the item's brand, category and price level.
 
     The state's keys find their codes in the catalog's vocabularies (one set intersection
-    per feature, over the state's entries, whichever candidates hold them); the values go
-    into one table, one segment per feature indexed by code, read by one gather.
+    per feature, over the state's entries; the lifts, beyond a few, only for values the
+    candidates have); the values go into one table, one segment per feature indexed by
+    code, read by one gather.
     """
     vocabularies = cands.catalog.vocabularies
     offsets, shift, size = _code_layout(tuple(map(len, vocabularies)))
@@ -145,13 +149,20 @@ def code_features(user: State | None, session: State | None, cands: Candidates
                 if code is not None:
                     flat.append(offsets[k] + code)
                     values.append(1.0)
+    present: dict[int, set[int]] = {}  # a code column's codes among the candidates
     for j, state, prefixes in ((6, user, _LIFT_PREFIXES), (9, session, _LIFT_PREFIXES[:2])):
         exposure = (state or {}).get("exposure")
         if not exposure:
             continue
         for k, prefix in enumerate(prefixes, j):
-            codes = vocabularies[_CODE_COLUMNS[k]].keyed(prefix)
-            common = exposure.keys() & codes.keys()
+            column = _CODE_COLUMNS[k]
+            codes = vocabularies[column].keyed(prefix)
+            common: Collection[str] = exposure.keys() & codes.keys()
+            if len(common) > _LIFTS_UNFILTERED:  # only the candidates' values need a log
+                here = present.get(column)
+                if here is None:
+                    here = present[column] = set(cands.codes[:, column].tolist())
+                common = [key for key in common if codes[key] in here]
             flat += [offsets[k] + codes[key] for key in common]
             values += _lifts(exposure, common)
     if not flat:
