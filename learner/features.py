@@ -34,8 +34,6 @@ np.float32(1.0)
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -49,6 +47,7 @@ from learner.candidates import Candidates
 from learner.catalog import ItemCache
 from learner.hashing import GOLDEN, _hash_str, cross, mix_inplace, to_index
 from learner.items import tokenize
+from learner.list_features import rank_score, relative_price, upstream_features
 from learner.state import State
 from learner.state_features import (
     CLICK_FEATURES,
@@ -203,32 +202,6 @@ def normalize_query(query: str) -> str:
     return " ".join(query.lower().split())
 
 
-def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    d = x - np.add.reduce(x) / len(x)  # x.sum() without its Python wrapper
-    sd = math.sqrt(float(np.dot(d, d)) / len(x))
-    return d / sd if sd > 1e-9 else np.zeros_like(x)
-
-
-def _rank_score(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """1 for the largest value of the list, falling as 1 / log2(rank + 1); ties in the
-    order given.
-
-    >>> _rank_score(np.array([1.0, 3.0, 2.0])).round(3).tolist()
-    [0.5, 1.0, 0.631]
-    """
-    out = np.empty(len(x))
-    out[(-x).argsort(kind="stable")] = _rank_curve(len(x))
-    return out
-
-
-@lru_cache(maxsize=64)
-def _rank_curve(n: int) -> npt.NDArray[np.float64]:
-    """``1 / log2(rank + 1)`` for ranks 1 to ``n`` (read-only: cached)."""
-    curve = 1.0 / np.log2(np.arange(1, n + 1, dtype=np.float64) + 1.0)
-    curve.setflags(write=False)
-    return curve
-
-
 def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
               base_scores: Sequence[float | None] | None = None,
               request_features: Sequence[Mapping[str, float]] | None = None,
@@ -247,11 +220,11 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
     else:
         popularity = ctr = np.zeros(n)
-    base_z, upstream = _upstream_features(base_scores, n)
+    base_z, upstream = upstream_features(base_scores, n)
     # in the order of NUMERIC_FEATURES after the code, item and click-model features
     others = [price_fit(user, cands), taste_match(user, cands), taste_match(session, cands),
               popularity, ctr, cands.text_match(_query_words(query)), semantic_match(query, cands),
-              base_z, upstream, _relative_price(cands)]
+              base_z, upstream, relative_price(cands)]
     numeric_names: tuple[str, ...] = NUMERIC_FEATURES
     if request_features is not None:
         extra: list[str] = []
@@ -260,7 +233,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
             have = ~np.isnan(raw)
             filled = np.where(have, raw, np.nanmedian(raw) if have.any() else 0.0)
             others.append(np.sign(filled) * np.log1p(np.abs(filled)))
-            others.append(np.where(have, _rank_score(filled), 0.0))
+            others.append(np.where(have, rank_score(filled), 0.0))
             extra += [f"request:{key}", f"request_rank:{key}"]
         numeric_names += tuple(extra)
     vectors = cands.vectors
@@ -330,40 +303,6 @@ def _fill_crosses(index: npt.NDArray[np.int64], value: npt.NDArray[np.float32],
     if absent is not None:
         index[:, absent] = 0
         value[:, absent] = 0.0
-
-
-def _upstream_features(base_scores: Sequence[float | None] | None, n: int
-                       ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """``base_score_z`` and ``upstream_rank``: the scores z-scored within the list (the
-    missing ones filled with the lowest) and their rank score (:func:`_rank_score`);
-    without scores, zeros and the order as sent.
-
-    >>> [x.round(3).tolist() for x in _upstream_features([3.0, None, 1.0], 3)]
-    [[1.414, -0.707, -0.707], [1.0, 0.631, 0.5]]
-    """
-    if base_scores is None or base_scores.count(None) == n:
-        return np.zeros(n), _rank_curve(n)  # the order as sent is the upstream order
-    if None in base_scores:
-        bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
-    else:
-        bs = np.array(base_scores, dtype=np.float64)
-    if np.isnan(bs).any():
-        bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
-        return _zscore(bs), _rank_score(bs)
-    # sent best first (as a search engine does; no NaN): the rank score needs no sort
-    ordered = all(map(operator.ge, base_scores, base_scores[1:]))  # type: ignore[arg-type]
-    return _zscore(bs), _rank_curve(n) if ordered else _rank_score(bs)
-
-
-def _relative_price(cands: Candidates) -> npt.NDArray[np.float64]:
-    """``(n,)`` each log price less the mean of the list's known ones (0 where unknown)."""
-    known, log_price = cands.has_price, cands.log_price
-    if known.all():
-        # np.mean's own steps (one pairwise sum, one division), without its wrapper
-        return log_price - np.add.reduce(log_price) / len(log_price)
-    if known.any():
-        return np.where(known, log_price - log_price[known].mean(), 0.0)
-    return np.zeros(len(log_price))
 
 
 @lru_cache(maxsize=4096)

@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from learner.catalog import ItemCache
 from learner.features import RankContext
+from learner.list_features import sent_best_first
 from learner.state import State
 from serving.model import ServingModel
 from serving.schemas import RankItem
@@ -91,16 +92,6 @@ def _upstream_order(scores: Sequence[float | None]) -> npt.NDArray[np.int64]:
     return np.lexsort((np.arange(n), neg, missing)).astype(np.int64)
 
 
-def _sent_in_order(scores: Sequence[float | None]) -> bool:
-    """Whether the items came in the upstream order already (every ``base_score`` given,
-    none below the next): what a search engine sends, whose order then needs no sort.
-
-    >>> _sent_in_order([3.0, 2.0, 2.0]), _sent_in_order([1.0, 2.0]), _sent_in_order([1.0, None])
-    (True, False, False)
-    """
-    return None not in scores and all(map(operator.ge, scores, scores[1:]))  # type: ignore[arg-type]
-
-
 def softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Softmax over one list.
 
@@ -140,7 +131,7 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
     scores_sent = [it.base_score for it in items]
     if model is None:
         return [(i, scores_sent[i], None) for i in _upstream_order(scores_sent).tolist()]
-    if _sent_in_order(scores_sent):  # as sent: no reordering
+    if sent_best_first(scores_sent):  # as sent: no reordering
         up, ups, base_scores = None, items, scores_sent
     else:
         up = _upstream_order(scores_sent)
