@@ -2,21 +2,20 @@
 
 The worker's ``events`` agent takes its records in batches (``Stream.take_events``). The
 pipeline reads and writes its tables through a :class:`WriteBack`: what the batch
-changes stays in memory, reads see it first, and :meth:`WriteBack.flush` hands each
-changed key to a sink once, with the partition of the last record that changed it (the
-changelog partition a Faust table would have used), or :meth:`WriteBack.take` gives
-them to a caller that writes them itself. A user who searched and clicked
-three times in one batch costs one changelog record instead of four.
+changes stays in memory, reads see it first, and :meth:`WriteBack.take` gives each
+changed key once, with the partition of the last record that changed it (the changelog
+partition a Faust table would have used), to the caller that writes it (the worker sends
+it to the changelog; :meth:`WriteBack.flush` writes it into a plain mapping). A user who
+searched and clicked three times in one batch costs one changelog record instead of four.
 
-The agent flushes before the batch's records are acknowledged, so the offsets Faust
+The agent writes them before the batch's records are acknowledged, so the offsets Faust
 commits never run ahead of what the changelogs hold (Faust flushes its producer before
 it commits).
 
 Examples
 --------
 >>> table = {"a": 1, "c": 5}
->>> written = []
->>> wb = WriteBack(table, sink=lambda k, v, p: written.append((k, v, p)))
+>>> wb = WriteBack(table)
 >>> wb.partition = 0
 >>> wb["a"] = 2
 >>> wb["a"] = 3
@@ -28,24 +27,25 @@ Examples
 (3, 1, None, False, 1)
 >>> sorted(wb), len(wb)
 (['a', 'b'], 2)
->>> wb.flush()
-3
->>> written
+>>> wb.take()
 [('a', 3, 0), ('b', 1, 0), ('c', DELETED, 1)]
->>> wb.pending
-0
+>>> wb.pending, table
+(0, {'a': 1, 'c': 5})
+>>> wb["d"] = 4
+>>> wb.flush(), table
+(1, {'a': 1, 'c': 5, 'd': 4})
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-__all__ = ["DELETED", "Sink", "WriteBack", "mapping_sink"]
+__all__ = ["DELETED", "WriteBack"]
 
 
 class _Deleted:
-    """The value a sink receives for a key the batch removed."""
+    """The value :meth:`WriteBack.take` gives for a key the batch removed."""
 
     def __repr__(self) -> str:
         return "DELETED"
@@ -53,38 +53,13 @@ class _Deleted:
 
 DELETED: Any = _Deleted()
 
-#: Writes one changed key: ``(key, value or DELETED, partition)``.
-Sink = Callable[[str, Any, int | None], None]
-
-
-def mapping_sink(table: MutableMapping[str, Any]) -> Sink:
-    """A sink that writes into a plain mapping (tests, replays).
-
-    >>> d = {"x": 1}
-    >>> sink = mapping_sink(d)
-    >>> sink("y", 2, None); sink("x", DELETED, None)
-    >>> d
-    {'y': 2}
-    """
-
-    def write(key: str, value: Any, partition: int | None) -> None:
-        if value is DELETED:
-            table.pop(key, None)
-        else:
-            table[key] = value
-
-    return write
-
-
 class WriteBack(MutableMapping[str, Any]):
-    """A mapping over ``table`` that holds its writes until :meth:`flush`.
+    """A mapping over ``table`` that holds its writes until :meth:`take` (or :meth:`flush`).
 
     Parameters
     ----------
     table
         What is read through: the Faust table (or a dict).
-    sink
-        Where :meth:`flush` writes each changed key; by default into ``table`` itself.
 
     Attributes
     ----------
@@ -92,9 +67,8 @@ class WriteBack(MutableMapping[str, Any]):
         The partition of the record being processed; a write remembers it.
     """
 
-    def __init__(self, table: MutableMapping[str, Any], sink: Sink | None = None) -> None:
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
         self.table = table
-        self.sink = sink or mapping_sink(table)
         self.partition: int | None = None
         self._dirty: dict[str, tuple[Any, int | None]] = {}
 
@@ -154,7 +128,7 @@ class WriteBack(MutableMapping[str, Any]):
 
     def take(self) -> list[tuple[str, Any, int | None]]:
         """What changed since the last call, once per key: ``(key, value or DELETED,
-        partition)``, for a caller that writes it itself (the worker awaits its sends).
+        partition)``, for the caller to write (the worker awaits its changelog sends).
 
         A key the batch removed that ``table`` never had is left out.
         """
@@ -164,8 +138,12 @@ class WriteBack(MutableMapping[str, Any]):
                 if value is not DELETED or key in table]
 
     def flush(self) -> int:
-        """Write every changed key once to the sink; return how many were written."""
+        """Write every changed key once into ``table`` (a plain mapping: tests, replays);
+        return how many were written."""
         changed = self.take()
-        for key, value, partition in changed:
-            self.sink(key, value, partition)
+        for key, value, _ in changed:
+            if value is DELETED:
+                del self.table[key]
+            else:
+                self.table[key] = value
         return len(changed)
