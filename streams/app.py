@@ -155,10 +155,12 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
         return app.Table(name, default=None, partitions=n, key_type=str)
 
     catalog = table("catalog", n_items)
-    # the events agent's tables, written once per batch (write_changelogs)
-    batch_tables = tuple(WriteBack(table(name, n_events)) for name in (
+    # the events agent's tables, written once per batch (write_changelogs), with the
+    # kind they are mirrored to Redis as (the join's tables are not)
+    impressions, pending, users, sessions = (WriteBack(table(name, n_events)) for name in (
         "impressions", "pending", "user-state", "session-state"))
-    impressions, pending, users, sessions = batch_tables
+    batch_tables = ((impressions, None), (pending, None), (users, "user"),
+                    (sessions, "session"))
     pipeline = Pipeline(
         bits=settings.hash_bits, items=ItemCache(fallback=catalog.get),
         impressions=impressions, pending=pending, users=users, sessions=sessions,
@@ -211,11 +213,12 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
     async def write_changelogs() -> None:
         """Each key the batch changed: into its table's store, and to its changelog at
         the partition of the last record that changed it (what ``table[key] = value``
-        does, but once per batch). The records go to the producer directly: Faust's
-        buffer for table writes hands them over one event-loop turn at a time. Faust
-        flushes the producer before it commits the batch's offsets."""
+        does, but once per batch); a user's or session's state is staged for Redis too,
+        with the same bytes. The records go to the producer directly: Faust's buffer for
+        table writes hands them over one event-loop turn at a time. Faust flushes the
+        producer before it commits the batch's offsets."""
         send = app.producer.send
-        for held in batch_tables:
+        for held, kind in batch_tables:
             t = held.table
             topic = t.changelog_topic.get_topic_name()
             for key, value, partition in held.take():
@@ -227,10 +230,12 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                     payload = orjson.dumps(value)
                 # keys and values in JSON: the tables' codec, which reads them back
                 await send(topic, orjson.dumps(key), payload, partition, None, None)
+                if kind is not None:
+                    mirror.stage_encoded(kind, key, payload)
 
     def apply(event: EventT) -> Effects:
-        for t in batch_tables:  # the changelog partition of what this record writes
-            t.partition = event.message.partition
+        for held, _ in batch_tables:  # the changelog partition of what this record writes
+            held.partition = event.message.partition
         if event.message.topic == topics.impressions:
             imp = decode_event(ImpressionEvent, event.value)
             fx = pipeline.on_impression(imp, ts=_event_ts(event), source=source(event))
@@ -244,11 +249,10 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
     @app.agent(events_topic, name="events")
     async def events_agent(stream: StreamT) -> None:
         # A batch is applied in memory; each changed key is then written once to its
-        # changelog and to Redis. Faust acks the batch's records after this body, and
-        # flushes its producer before it commits them.
+        # changelog and to Redis (write_changelogs). Faust acks the batch's records after
+        # this body, and flushes its producer before it commits them.
         async for batch in stream.take_events(settings.event_batch,
                                               within=settings.event_batch_ms / 1000):
-            changed: dict[tuple[str, str], Any] = {}
             examples = []
             for event in batch:
                 try:
@@ -260,12 +264,9 @@ def build_app(settings: WorkerSettings, partitions: dict[str, int] | None = None
                     log.exception("events: unexpected error")
                     await reject(event, f"internal error: {type(exc).__name__}: {exc}")
                     continue
-                for kind, key, state in fx.states:
-                    changed[kind, key] = state
-                examples.extend(fx.examples)
+                examples.extend(fx.examples)  # its states are in the write-back tables
             await write_changelogs()
-            await carry_out(Effects(examples=examples,
-                                    states=[(k, i, s) for (k, i), s in changed.items()]))
+            await carry_out(Effects(examples=examples))
 
     learner = ExamplesLearner(
         settings, learner=LogLearner(trainer, batch_size=settings.learn_batch_size,

@@ -1,8 +1,8 @@
 """Mirror what the scorer reads to Redis: user and session state, catalog entries.
 
-The stream keeps the truth in changelog-backed tables; after each record it stages the
-changed state here (:meth:`RedisMirror.stage`, no wait), and a background task writes
-what is staged in one pipeline as soon as the previous write is done, usually a few
+The stream keeps the truth in changelog-backed tables; after each record (the events
+agent: after each batch) it stages the changed state here (:meth:`RedisMirror.stage`, no
+wait), and a background task writes what is staged in one pipeline as soon as the previous write is done, usually a few
 milliseconds later, where the scorer reads it for the next request. Only the newest
 state of a key is written: a burst of events of one user is one write. When Redis does
 not answer, what is staged stays staged (newest wins) and is written when it is back.
@@ -86,14 +86,17 @@ class RedisMirror:
               item: tuple[str, dict[str, Any] | None] | None = None) -> None:
         """Queue changed states and a catalog change (the newest value of a key wins)."""
         for kind, key, state in states:
-            ttl = SESSION_TTL_S if kind == "session" else None
-            self._staged[self.keys[kind] + key] = (orjson.dumps(state), ttl)
+            self.stage_encoded(kind, key, orjson.dumps(state))
         if item is not None:
             item_id, entry = item
-            self._staged[self.keys["item"] + item_id] = (
-                None if entry is None else orjson.dumps(entry), None)
-        if self._staged:
-            self._wake.set()
+            self.stage_encoded("item", item_id, None if entry is None else orjson.dumps(entry))
+
+    def stage_encoded(self, kind: str, key: str, data: bytes | None) -> None:
+        """Queue one value already in JSON (``None``: delete the key), e.g. the bytes a
+        state's changelog record carries, so that it is serialised once."""
+        ttl = SESSION_TTL_S if kind == "session" else None
+        self._staged[self.keys[kind] + key] = (data, ttl)
+        self._wake.set()
 
     async def flush(self) -> int:
         """Write everything staged in one pipeline; return how many keys. On an error what
