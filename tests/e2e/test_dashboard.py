@@ -142,9 +142,12 @@ def test_the_dashboard_draws_live_charts_and_its_control_rolls_back(
                 return [int(v) for v in r.zrange(f"{prefix}snapshot:good", 0, -1)
                         if int(v) < current]
             target = wait_for(older_good, timeout=60, message="a version marked good")[-1]
-            wait_for(lambda: browser.find_elements(
-                "css selector", f'button.serve[data-version="{target}"]'), timeout=10,
-                message="the version list")
+            # the page draws its list every 2 s: it may still show the target as the
+            # current version (its button disabled) until the next draw
+            wait_for(lambda: browser.execute_script(
+                "const b = document.querySelector(arguments[0]); return !!b && !b.disabled;",
+                f'button.serve[data-version="{target}"]'), timeout=10,
+                message="the version list offering that version")
             browser.find_element("id", "token").send_keys(TOKEN)
             # the page redraws its version list every 2 s while new versions arrive, so the
             # button is found and clicked in one script (element.click() runs its handler
