@@ -7,7 +7,10 @@ the bench samples the topics' end offsets and the worker group's committed offse
 (``bench.offsets``). Figures: the rate the worker committed over the steady part of the
 run (after a warm-up) beside the rate offered, the slope of the lag over that part
 (events/s it grows by), the largest lag, and how long the worker needed to catch up once
-the load stopped.
+the load stopped. Then the same load, on fresh topics, goes to the no-op Faust worker
+(below): the rate any Faust worker keeps up with here, and the CPU the broker and the load
+generator take at that rate. What the 2 cores leave, per event, is the most a worker can
+spend on each event and keep up.
 
 **Peak (backlog drain).** A backlog is produced before any consumer runs; then the no-op
 Faust worker (``bench.noop_worker``: same Faust, same settings, an agent that does
@@ -24,6 +27,7 @@ the rate one worker would reach with a whole core to itself.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from itertools import pairwise
@@ -124,6 +128,72 @@ def _cpu_ms_per_event(samples: list[_Sample]) -> float | None:
     return 1000 * slope([s.committed for s in moved], [s.cpu for s in moved])  # type: ignore[misc]
 
 
+def _others_cpu(ctx: BenchContext, load: ModuleProcess) -> dict[str, int | None]:
+    """The pids whose CPU the sustained runs record beside the worker's: the broker (when
+    this run started it) and the load generator."""
+    kafka = ctx.services().kafka
+    return {"broker": kafka.pid if kafka is not None else None, "load": load.proc.pid}
+
+
+def _cores(samples: list[tuple[float, float | None]]) -> float | None:
+    """Cores a process used between the first and the last of ``(t, cpu s)`` samples.
+
+    >>> _cores([(0.0, 1.0), (2.0, 2.5)]), _cores([(0.0, None), (1.0, 2.0)])
+    (0.75, None)
+    """
+    (t0, c0), (t1, c1) = samples[0], samples[-1]
+    return None if c0 is None or c1 is None or t1 <= t0 else (c1 - c0) / (t1 - t0)
+
+
+def _sustained_noop(ctx: BenchContext, section: Section, seconds: int, warmup: int) -> None:
+    """The same load, on fresh topics, consumed by the no-op Faust worker: what any Faust
+    worker reaches here, and the CPU the broker and the load generator take at that rate."""
+    env = ctx.deployment("tputnoop")
+    prefix = env["STREAMRANK_TOPIC_PREFIX"]
+    bootstrap = env["STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"]
+    topics = [f"{prefix}impressions", f"{prefix}interactions"]
+    create_topics(bootstrap, topics, PARTITIONS)
+    ctx.say(f"throughput: the no-op Faust worker under the same {RATE} events/s")
+    noop = ctx.track(ModuleProcess("bench.noop_worker", [
+        "--bootstrap", bootstrap, "--prefix", prefix, "--partitions", str(PARTITIONS),
+        "--datadir", str(ctx.workdir / "noop-sustained")], ctx.logs / "noop-sustained.log"
+    ).start())
+    probe = LagProbe(bootstrap, f"{prefix}noop", topics)
+    try:
+        probe.wait_for_topics(90)
+        warm = start_load(ctx, env, 500, 0, "nw")
+        warm.wait(120)
+        if _watch_until_drained(probe, noop, 90, []) is None:
+            raise RuntimeError("the no-op worker did not consume the warm-up batch in 90 s:\n"
+                               + noop.log_tail())
+        producer = start_load(ctx, env, RATE * seconds, RATE, "ns")
+        _wait_line(producer, "started", 120)
+        pids = {"noop": noop.proc.pid, **_others_cpu(ctx, producer)}
+        rows: list[tuple[_Sample, dict[str, float | None]]] = []
+        t_start = time.monotonic()
+        while producer.alive():
+            rows.append((_look(probe, None),
+                         {k: cpu_seconds(p) if p else None for k, p in pids.items()}))
+            time.sleep(1.0)
+        t_stop = time.monotonic()
+    finally:
+        probe.close()
+    noop.stop()
+    steady = [(s, c) for s, c in rows if t_start + warmup <= s.t <= t_stop]
+    if len(steady) < 2:
+        raise RuntimeError("the no-op run had fewer than two samples in its steady part")
+    t = [s.t for s, _ in steady]
+    cores = {k: _cores([(s.t, c[k]) for s, c in steady]) for k in pids}
+    section.details["sustained_noop"] = {
+        "offered_rate_steady": slope(t, [s.end for s, _ in steady]),
+        "committed_rate_steady": slope(t, [s.committed for s, _ in steady]),
+        "lag_slope": slope(t, [s.lag for s, _ in steady]),
+        "cores": cores,
+        "samples_t_end_committed": [(round(s.t - t_start, 2), s.end, s.committed)
+                                    for s, _ in rows],
+    }
+
+
 def _sustained(ctx: BenchContext, section: Section) -> None:
     env = ctx.deployment("tput")
     prefix = env["STREAMRANK_TOPIC_PREFIX"]
@@ -147,9 +217,13 @@ def _sustained(ctx: BenchContext, section: Section) -> None:
         producer = start_load(ctx, env, RATE * seconds, RATE, "s")
         _wait_line(producer, "started", 120)
         samples: list[_Sample] = [base]
+        others = _others_cpu(ctx, producer)
+        other_cpu: list[tuple[float, dict[str, float | None]]] = []
         t_start = time.monotonic()
         while producer.alive():
             samples.append(_look(probe, pid))
+            other_cpu.append((samples[-1].t, {k: cpu_seconds(p) if p else None
+                                              for k, p in others.items()}))
             if not worker.alive():
                 raise RuntimeError("the worker exited:\n" + worker.log_tail())
             time.sleep(1.0)
@@ -173,6 +247,9 @@ def _sustained(ctx: BenchContext, section: Section) -> None:
         "producer": done, "offered_rate_steady": offered, "committed_rate_steady": consumed,
         "lag_slope": lag_slope, "max_lag": max_lag, "drain_after_stop_s": drain,
         "final_lag": samples[-1].lag, "cpu_ms_per_event": cpu_ms,
+        "cores": {k: _cores([(t, c[k]) for t, c in other_cpu
+                             if t_start + warmup <= t <= t_stop] or [(0.0, None)] * 2)
+                  for k in others},
         "samples_t_end_committed_cpu": [
             (round(s.t - t_start, 2), s.end - base.end, s.committed - base.committed,
              None if s.cpu is None or base.cpu is None else round(s.cpu - base.cpu, 2))
@@ -250,6 +327,7 @@ def _peak(ctx: BenchContext, section: Section) -> None:
             for s in ours_samples],
     }
     cpu_sustained = section.details.pop("_cpu_sustained", None)
+    cpu_left = section.details.pop("_cpu_left_ms", None)
     section.figures += [
         Figure("peak: draining a backlog", "events/s", ours_rate, "no-op Faust worker",
                noop_rate, note="n/a: not drained within the time allowed"),
@@ -259,6 +337,11 @@ def _peak(ctx: BenchContext, section: Section) -> None:
         Figure("worker CPU per event (backlog drain)", "ms", ours_cpu, "no-op Faust worker",
                noop_cpu),
     ]
+    if cpu_left is not None:
+        section.figures.append(Figure(
+            f"worker CPU per event (sustained run), against what {RATE:,}/s leaves", "ms",
+            cpu_sustained, "the machine's cores less the broker's and the load's, per event",
+            cpu_left, note="measured in the no-op run; above 1x, one worker cannot keep up"))
 
 
 def run(ctx: BenchContext) -> Section:
@@ -266,5 +349,26 @@ def run(ctx: BenchContext) -> Section:
     section = Section("worker throughput through the real broker (Kafka, Faust)")
     _sustained(ctx, section)
     ctx.stop_tracked()
+    seconds, warmup = ctx.pick(30, 10), ctx.pick(8, 3)
+    _sustained_noop(ctx, section, seconds, warmup)
+    ctx.stop_tracked()
+    _noop_figures(section)
     _peak(ctx, section)
     return section
+
+
+def _noop_figures(section: Section) -> None:
+    """The no-op's rate under the same load, and the CPU per event a worker has left at
+    :data:`RATE` once the broker and the load generator took theirs."""
+    noop = section.details["sustained_noop"]
+    section.figures.append(Figure(
+        f"no-op Faust worker under the same {RATE:,} events/s", "events/s",
+        noop["committed_rate_steady"], "offered", noop["offered_rate_steady"],
+        note=f"its lag grew {noop['lag_slope']:,.0f} events/s"))
+    cores = noop["cores"]
+    if cores.get("broker") is None or cores.get("load") is None:
+        return
+    left = os.cpu_count() or 1
+    left -= cores["broker"] + cores["load"]
+    section.details["_cpu_left_ms"] = 1000 * left / RATE
+    section.details["sustained_noop"]["cpu_left_ms_per_event"] = 1000 * left / RATE
