@@ -20,6 +20,14 @@ state an uninterrupted one has:
   grows, the learner goes back to that state and applies the batch as one (a
   provisional update that already covered the whole batch stands), so the committed
   state never depends on when this happened.
+* **Each record learned is reported once.** ``on_learned``, when set, gets what the
+  trainer did with each record (:class:`~learner.trainer.Learned`: its features and its
+  list's logits before the update) the first time the record is applied: a batch redone
+  after a provisional update reports only the records the provisional one did not have
+  (it scored those from the same committed state, so with the same logits). Duplicates
+  and undecodable records are not applied, so not reported. The monitor's progressive
+  validation hangs here (:meth:`monitor.online.LearnerMonitor.on_learned`); a record
+  applied again after a :meth:`restore` is reported again.
 * **A checkpoint is the committed state.** :meth:`checkpoint` returns the state after the
   last complete batch with its ``next_offset`` and the dedupe window; :meth:`restore`
   puts a learner back there. The consumer seeks to ``next_offset`` and the records after
@@ -47,16 +55,21 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 from learner.checkpoint import Checkpoint, CheckpointError, check_config
 from learner.dedupe import RecentIds, record_key
 from learner.statedict import StateDict, StateError
-from learner.trainer import Trainer
+from learner.trainer import Learned, Trainer
 from streams.examples import LabeledList
 
-__all__ = ["LogLearner"]
+__all__ = ["LogLearner", "OnLearned"]
 
 log = logging.getLogger("streamrank.learner")
+
+#: Called with what the trainer did with the records an update applied for the first
+#: time, in log order, after the update (the logits in it are from before it).
+OnLearned = Callable[[Sequence[Learned]], None]
 
 
 class LogLearner:
@@ -72,10 +85,14 @@ class LogLearner:
         How many distinct record keys are remembered to recognise duplicates.
     topic, partition
         Which log this is (written into checkpoints).
+    on_learned
+        Optional hook, see :data:`OnLearned` (an attribute: may be set later). An
+        exception from it is logged and does not stop learning.
     """
 
     def __init__(self, trainer: Trainer, batch_size: int = 256, window: int = 100_000,
-                 topic: str = "", partition: int = 0) -> None:
+                 topic: str = "", partition: int = 0,
+                 on_learned: OnLearned | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         self.trainer = trainer
@@ -83,6 +100,7 @@ class LogLearner:
         self.window = window
         self.topic = topic
         self.partition = partition
+        self.on_learned = on_learned
         self._initial = trainer.state()  # for a restore without a checkpoint
         self.seen = RecentIds(window)
         #: The first offset the committed state has not applied (None: nothing yet).
@@ -94,6 +112,7 @@ class LogLearner:
         self._block: int = -1
         self._base: StateDict | None = None  # the committed state, while provisional
         self._provisional = 0  # pending records applied provisionally
+        self._reported = 0  # pending records reported to on_learned
         #: Records skipped as duplicates in committed batches.
         self.duplicates = 0
         #: Provisional updates, and batches redone as one after part of them was applied
@@ -125,18 +144,22 @@ class LogLearner:
             committed += self._commit()
         return committed
 
-    def _fresh(self) -> tuple[list[LabeledList], list[int]]:
+    def _fresh(self) -> tuple[list[LabeledList], list[int], int]:
         """The open batch's records that count, with their keys: not among the keys
-        remembered when the batch began, nor earlier in the batch."""
+        remembered when the batch began, nor earlier in the batch; and how many of them
+        were reported by a provisional update (they come first, and stay the same as the
+        batch grows: the remembered keys change only when a batch is committed)."""
         fresh: list[LabeledList] = []
         keys: list[int] = []
         in_batch: set[int] = set()
-        for rec, key in self._pending:
+        reported = 0
+        for i, (rec, key) in enumerate(self._pending):
             if key not in self.seen and key not in in_batch:
                 in_batch.add(key)
                 fresh.append(rec)
                 keys.append(key)
-        return fresh, keys
+                reported += i < self._reported
+        return fresh, keys, reported
 
     def apply_pending(self) -> int:
         """Apply the open batch provisionally (see the module docstring); return how many
@@ -147,7 +170,9 @@ class LogLearner:
             self._base = self.trainer.state()
         else:
             self.trainer.load_state(self._base)
-        self._learn(self._fresh()[0])
+        fresh, _, reported = self._fresh()
+        if self._learn(fresh, reported):
+            self._reported = len(self._pending)
         new = len(self._pending) - self._provisional
         self._provisional = len(self._pending)
         self.provisional_updates += 1
@@ -155,14 +180,14 @@ class LogLearner:
 
     def _commit(self) -> int:
         """Apply the open batch for good: it is complete."""
-        fresh, keys = self._fresh()
+        fresh, keys, reported = self._fresh()
         if self._base is not None and self._provisional == len(self._pending):
             pass  # the provisional update applied this very batch: it stands
         else:
             if self._base is not None:  # the batch grew since: undo, then apply it whole
                 self.trainer.load_state(self._base)
                 self.redone += 1
-            self._learn(fresh)
+            self._learn(fresh, reported)
         for key in keys:
             self.seen.add(key)
         self.duplicates += len(self._pending) - len(fresh)
@@ -170,18 +195,28 @@ class LogLearner:
         self._pending = []
         self._junk = 0
         self._provisional = 0
+        self._reported = 0
         self.next_offset = (self._block + 1) * self.batch_size
         return len(fresh)
 
-    def _learn(self, records: list[LabeledList]) -> None:
-        """One update. A record the trainer cannot apply is skipped by the trainer
+    def _learn(self, records: list[LabeledList], reported: int = 0) -> bool:
+        """One update, then :attr:`on_learned` with all but the first ``reported``
+        records (reported by an earlier, provisional, update); whether the update went
+        through. A record the trainer cannot apply is skipped by the trainer
         (:meth:`Trainer.learn_batch <learner.trainer.Trainer.learn_batch>`); a batch that
         still fails is logged and left as far as it got (the same in every replay, so the
-        state stays a function of the log)."""
+        state stays a function of the log), and not reported."""
         try:
-            self.trainer.learn_batch(records)
+            learned = self.trainer.learn_batch(records)
         except Exception:
             log.exception("learn: could not apply a batch of %d records", len(records))
+            return False
+        if self.on_learned is not None and len(learned) > reported:
+            try:
+                self.on_learned(learned[reported:])
+            except Exception:  # the hook (the monitor) must never stop the learner
+                log.exception("learn: the on_learned hook failed")
+        return True
 
     def checkpoint(self) -> Checkpoint | None:
         """The committed state with its position; ``None`` before the first batch."""
@@ -212,3 +247,4 @@ class LogLearner:
         self._block = -1
         self._base = None
         self._provisional = 0
+        self._reported = 0

@@ -27,9 +27,10 @@ Examples
 >>> block = featurize(RankContext("u-1"), ["a", "b", "c"], bits=16)
 >>> ex = ListExample(block, positions=np.array([1, 2, 3]), labels=np.array([0., 0., 1.]))
 >>> for _ in range(30):
-...     m.learn([ex])
->>> int(np.argmax(m.logits(block)))
-2
+...     before = m.logits(block)
+...     scored = m.learn([ex])  # the logits its update started from
+>>> int(np.argmax(m.logits(block))), bool((scored[0] == before).all())
+(2, True)
 """
 
 from __future__ import annotations
@@ -152,11 +153,27 @@ class RankingModel:
         return np.clip(np.asarray(positions, dtype=np.int64) - 1, 0,
                        self.log_examination.size - 1)
 
-    def learn(self, batch: Sequence[ListExample]) -> None:
-        """One update from a batch of shown lists (lists without a click are skipped)."""
-        batch = [ex for ex in batch if float(np.sum(ex.labels)) > 0 and len(ex.block) > 1]
-        if not batch:
-            return
+    def learn(self, batch: Sequence[ListExample]) -> list[F64 | None]:
+        """One update from a batch of shown lists (lists without a click, or of one item,
+        are skipped).
+
+        Returns each list's relevance logits ``S`` as :meth:`logits` gave them just before
+        this update (``None`` for a skipped list), in the order of ``batch``: the forward
+        pass of the update, handed out so that progressive validation need not score the
+        lists again (:mod:`monitor.online`). The whole batch is one update, so every
+        list's logits are those of the model before the batch, which has learned none of
+        its lists. The sparse part is :meth:`logits`'s sum (bit for bit when the batch's
+        blocks have the same width; padded narrower blocks may round differently in the
+        last bit); the dense part comes from the training forward pass (torch, float32)
+        where :meth:`logits` computes it in float64 from the same float32 tables, so the
+        two agree to float32 precision.
+        """
+        out: list[F64 | None] = [None] * len(batch)
+        used = [k for k, ex in enumerate(batch)
+                if float(np.sum(ex.labels)) > 0 and len(ex.block) > 1]
+        if not used:
+            return out
+        batch = [batch[k] for k in used]
         index, value = stack_blocks([ex.block for ex in batch])
         sizes = np.array([len(ex.block) for ex in batch])
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -170,6 +187,15 @@ class RankingModel:
         if self.dense is not None and all(ex.block.dense is not None for ex in batch):
             dense_t = self.dense.forward([ex.block.dense for ex in batch])
             t = t + dense_t.detach().numpy().astype(np.float64)
+        for k, s in zip(used, np.split(t, starts[1:])):
+            out[k] = s  # views of t, which is not written to below
+        if self.dense is not None and dense_t is None:
+            # a batch where some lists lack dense inputs learns without the dense part;
+            # the logits handed out are still what serving computes (see logits)
+            tables = self.dense.tables_view()
+            for k, ex in zip(used, batch):
+                if ex.block.dense is not None:
+                    out[k] = out[k] + dense_logits(tables, ex.block.dense)
         if self.position_bias:
             t = t + self.log_examination[pos]
         g = weight * (segment_softmax(t, starts) - y)
@@ -182,6 +208,7 @@ class RankingModel:
             self._pos_g2 += gp * gp
             self.log_examination -= self.position_lr * gp / (np.sqrt(self._pos_g2) + 1e-8)
             self.log_examination -= self.log_examination[0]  # b_1 = 0
+        return out
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """What the scorer needs, as numpy arrays (for a snapshot)."""

@@ -13,7 +13,7 @@ Examples
 ...                  item_ids=["a", "b", "c"], positions=[1, 2, 3], labels=[0, 0, 1],
 ...                  weight=1.0, source="x/0/1")
 >>> for _ in range(20):
-...     t.learn_batch([ex])
+...     learned = t.learn_batch([ex])
 >>> snap = t.snapshot(version=1, now_ms=0)
 >>> from serving.model import ServingModel
 >>> from learner.features import RankContext
@@ -24,6 +24,14 @@ Examples
 evidence against it than ``b``'s skip at position 2.
 >>> t.examples
 20
+
+Each record comes back with its features and the logits the model gave its list just
+before learning it (progressive validation without a second forward pass):
+
+>>> before = t.score(ex)
+>>> (item,) = t.learn_batch([ex])
+>>> item.record is ex, bool((item.logits == before).all()), len(item.block)
+(True, True, 3)
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,9 +53,24 @@ from learner.statedict import StateDict, int_array, prefixed, scalar, section
 from learner.stats import ItemStats
 from streams.examples import LabeledList
 
-__all__ = ["Trainer", "block_of"]
+__all__ = ["Learned", "Trainer", "block_of"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What :meth:`Trainer.learn_batch` did with one record, for progressive validation.
+
+    ``block`` is the record's decoded features (``None`` for a ``shown`` record and for a
+    record the trainer skipped); ``logits`` the relevance logits of its list with the
+    model *before* the update that learned it (``None`` where the model learned nothing
+    from the list: shown, skipped, no click, or a single item).
+    """
+
+    record: LabeledList
+    block: FeatureBlock | None = None
+    logits: npt.NDArray[np.float64] | None = None
 
 
 def block_of(rec: LabeledList, bits: int) -> FeatureBlock:
@@ -115,13 +138,22 @@ class Trainer:
         """Apply one record."""
         self.learn_batch([rec])
 
-    def learn_batch(self, records: Sequence[LabeledList]) -> None:
+    def learn_batch(self, records: Sequence[LabeledList]) -> list[Learned]:
         """Apply a batch of records: counters first, then one model update.
 
         A record whose features cannot be decoded, or whose labels and positions do not
         fit its list, is skipped (logged, counted in :attr:`skipped`); the others are
-        applied, so one bad record costs only itself."""
+        applied, so one bad record costs only itself.
+
+        Returns one :class:`Learned` per record, in order: its decoded block and its
+        list's logits from the update's own forward pass, taken before the update. The
+        batch is one update, so these are the logits of the model before the batch (as
+        :meth:`score` gave them then, see :meth:`RankingModel.learn
+        <learner.model.RankingModel.learn>` for the rounding), which has learned none of
+        the batch's lists: progressive validation without scoring the lists again."""
         batch: list[ListExample] = []
+        # per record: its block and its place in ``batch`` (-1: not given to the model)
+        decoded: list[tuple[FeatureBlock | None, int]] = []
         counts: list[tuple[npt.NDArray[np.uint64], npt.ArrayLike, npt.ArrayLike, int]] = []
         for rec in records:
             ts = rec.ts if rec.ts is not None else int(time.time() * 1000)
@@ -130,6 +162,7 @@ class Trainer:
                                      dtype=np.uint64, count=len(rec.item_ids))
                 counts.append((hashes, np.ones(len(hashes)), np.zeros(len(hashes)), ts))
                 self.shown += 1
+                decoded.append((None, -1))
                 continue
             try:
                 block = block_of(rec, self.bits)
@@ -142,18 +175,21 @@ class Trainer:
                 self.skipped += 1
                 log.warning("learn: skipped record %s (%s: %s)", rec.source,
                             type(exc).__name__, exc)
+                decoded.append((None, -1))
                 continue
             hashes = (block.dense.items if block.dense is not None else np.fromiter(
                 (_hash_str(f"item={i}") for i in rec.item_ids), dtype=np.uint64))
             counts.append((hashes, np.zeros(len(hashes)), labels, ts))
+            decoded.append((block, len(batch)))
             batch.append(ListExample(block, positions=positions, labels=labels,
                                      weight=rec.weight))
             self.examples += 1
         self.stats.record_many(counts)  # the same as one record() each, in order
-        if batch:
-            self.model.learn(batch)
+        logits = self.model.learn(batch) if batch else []
         self.dirty += len(records)
         self.last_update_ms = int(time.time() * 1000)
+        return [Learned(rec, block, logits[at] if at >= 0 else None)
+                for rec, (block, at) in zip(records, decoded)]
 
     def state(self) -> StateDict:
         """The complete learning state (copies): the model's, the item counters and the

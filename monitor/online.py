@@ -1,8 +1,14 @@
 """The learner's monitor: quality, drift, alarms and rollback, fed by the learn agent.
 
-The learn agent calls :meth:`LearnerMonitor.before_learning` with each batch *before*
-the trainer learns from it (progressive validation), and a timer calls
-:meth:`LearnerMonitor.tick` about once a second. A tick
+The learner hands :meth:`LearnerMonitor.on_learned` what each update did with its
+records (:class:`~learner.trainer.Learned`): every list with the logits the trainer's
+forward pass gave it *before* the update that learned it (progressive validation: the
+model has seen only what came earlier), and its decoded features, so the monitor decodes
+and scores nothing again (:attr:`learner.log_learner.LogLearner.on_learned`, once per
+record). A learn agent that does not report its logits calls
+:meth:`LearnerMonitor.before_learning` with each batch before the trainer learns from it,
+which decodes and scores the lists itself. A timer calls :meth:`LearnerMonitor.tick`
+about once a second. A tick
 
 1. builds one point: the windowed quality (:mod:`monitor.quality`), the detectors'
    counts (:mod:`monitor.drift`), the PSI of every numeric feature and of the learner's
@@ -36,7 +42,7 @@ from learner.features import NUMERIC_FEATURES
 from learner.registry import ModelRegistry
 from learner.snapshot import Snapshot
 from learner.store import SnapshotStore
-from learner.trainer import Trainer, block_of
+from learner.trainer import Learned, Trainer, block_of
 from monitor.alarm import AlarmPolicy, Verdict
 from monitor.drift import DETECTORS, LossDrift, WeightMovement
 from monitor.psi import StabilityIndex
@@ -132,15 +138,26 @@ class LearnerMonitor:
 
     # -- the stream side (synchronous, in the learn agent) -----------------------------
 
-    def before_learning(self, records: Sequence[LabeledList]) -> None:
-        """Score each record with the current models before the trainer learns it."""
+    def on_learned(self, learned: Sequence[Learned]) -> None:
+        """Take an update's records with their lists' logits from before the update.
+
+        The learner's logits are the trainer's (:meth:`Trainer.learn_batch
+        <learner.trainer.Trainer.learn_batch>`): each list is scored by the model before
+        it learned from that list. The trainer makes one update per batch, so a list's
+        logits include none of its own batch; a trainer that learned its lists one after
+        another would hand out logits of list ``k`` that include lists ``< k`` of the
+        batch, which is still progressive validation (only earlier lists), and fresher.
+        A record the trainer skipped or did not learn from (no logits) counts as shown or
+        clicked but is not scored. The served model, when it is not the learner's
+        newest, scores the lists here. Never raises: the monitor must not stop the
+        learner."""
         columns: dict[str, list[npt.NDArray[np.float32]]] = {}
         learner_scores: list[npt.NDArray[np.float64]] = []
-        for rec in records:
+        for item in learned:
             try:
-                self._observe(rec, columns, learner_scores)
+                self._observe(item, columns, learner_scores)
             except Exception:  # the monitor must never stop the learner
-                log.exception("monitor: could not score record %s", rec.source)
+                log.exception("monitor: could not score record %s", item.record.source)
         # the stability indexes take the batch's values at once (one update per feature)
         try:
             if learner_scores:
@@ -154,8 +171,25 @@ class LearnerMonitor:
         except Exception:
             log.exception("monitor: could not update the stability indexes")
 
-    def _observe(self, rec: LabeledList, columns: dict[str, list[npt.NDArray[np.float32]]],
+    def before_learning(self, records: Sequence[LabeledList]) -> None:
+        """Score each record with the current models before the trainer learns it: for a
+        learn agent that does not report the trainer's logits (:meth:`on_learned`). It
+        decodes and scores each labelled list itself, a second forward pass."""
+        learned: list[Learned] = []
+        for rec in records:
+            item = Learned(rec)
+            if rec.kind != "shown" and sum(rec.labels) > 0 and len(rec.labels) >= 2:
+                try:
+                    block = block_of(rec, self.trainer.bits)
+                    item = Learned(rec, block, self.trainer.model.logits(block))
+                except Exception:  # the monitor must never stop the learner
+                    log.exception("monitor: could not score record %s", rec.source)
+            learned.append(item)
+        self.on_learned(learned)
+
+    def _observe(self, item: Learned, columns: dict[str, list[npt.NDArray[np.float32]]],
                  learner_scores: list[npt.NDArray[np.float64]]) -> None:
+        rec = item.record
         if rec.ts is not None:
             self._newest_ts = max(self._newest_ts or 0, rec.ts)
         if rec.kind == "shown":
@@ -163,11 +197,11 @@ class LearnerMonitor:
             return
         if rec.weight == 1.0:  # a click (carts and purchases follow their click)
             self.quality.on_click(rec.impression_id)
+        block = item.block
+        if block is None or item.logits is None:
+            return  # skipped by the trainer (it logs why), or no click, or one item
         labels = np.asarray(rec.labels, dtype=np.float64)
-        if labels.sum() <= 0 or len(labels) < 2:
-            return
-        block = block_of(rec, self.trainer.bits)
-        learner = np.asarray(self.trainer.model.logits(block), dtype=np.float64)
+        learner = np.asarray(item.logits, dtype=np.float64)
         scores = {"learner": learner}
         if self._served is not None:
             scores["served"] = np.asarray(self._served.logits(block), dtype=np.float64)

@@ -3,7 +3,8 @@
 Each labelled list is scored *before* the learner learns from it (progressive
 validation: the model has seen only what came earlier), by up to three rankers:
 
-* ``learner``: the learner's current model (``Trainer.score``);
+* ``learner``: the learner's model before it learned the list (the logits of the
+  trainer's own forward pass, ``learner.trainer.Learned``);
 * ``served``: the model the scorer serves, when that is another version (serving is
   pinned); otherwise the same scores as ``learner``;
 * ``upstream``: the upstream engine's order (the ``upstream_rank`` feature), the baseline.

@@ -2,8 +2,10 @@
 
 :func:`attach_monitor` is all ``streamrank worker`` (:mod:`streams.worker`) calls. Every worker adds its event and
 dead-letter counts to the shared totals in Redis; the worker that owns the learner also
-scores each fetched batch before it is learned (:meth:`LearnerMonitor.before_learning`)
-and writes one point per ``STREAMRANK_MONITOR_INTERVAL_S``.
+takes each update's lists with the logits the trainer scored them with before learning
+them (:meth:`LearnerMonitor.on_learned`, hooked into the learner's
+:class:`~learner.log_learner.LogLearner`) and writes one point per
+``STREAMRANK_MONITOR_INTERVAL_S``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 
+from learner.log_learner import LogLearner
 from learner.publisher import SnapshotPublisher
 from learner.registry import ModelRegistry
 from learner.store import SnapshotStore
-from learner.trainer import Trainer
+from learner.trainer import Learned, Trainer
 from monitor.alarm import AlarmPolicy
 from monitor.lag import ConsumerLag
 from monitor.online import LearnerMonitor
@@ -64,16 +67,21 @@ def attach_monitor(app: faust.App, settings: WorkerSettings) -> LearnerMonitor:
         window=ms.monitor_window, alarm_enabled=ms.alarm_enabled,
         good_every_s=ms.alarm_good_every_s, psi_reference=ms.monitor_psi_reference,
         latest_snapshot=lambda: publisher.latest, lag=lag, counters=reader.counters)
-    if learner is not None and hasattr(learner, "before_learning"):
-        learner.before_learning = monitor.before_learning
-    else:  # a learn agent that calls the trainer directly: score each batch first
+    log_learner = getattr(learner, "learner", None)
+    if isinstance(log_learner, LogLearner):
+        log_learner.on_learned = monitor.on_learned
+    else:  # a learn agent that calls the trainer directly: take each batch's report
         learn_batch = trainer.learn_batch
 
-        def scored_learn_batch(records: Any) -> None:
-            monitor.before_learning(records)
-            learn_batch(records)
+        def reported_learn_batch(records: Any) -> list[Learned]:
+            learned = learn_batch(records)
+            try:
+                monitor.on_learned(learned)
+            except Exception:  # the monitor must never stop the learner
+                log.exception("monitor: could not take a learned batch")
+            return learned
 
-        trainer.learn_batch = scored_learn_batch  # type: ignore[method-assign]
+        trainer.learn_batch = reported_learn_batch  # type: ignore[method-assign]
     sent = {"impressions": 0, "interactions": 0, "items": 0, "dead_letters": 0}
 
     @app.timer(interval=ms.monitor_interval_s)

@@ -30,7 +30,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -47,11 +46,6 @@ from streams.examples import LabeledList
 __all__ = ["ExamplesLearner", "decode_record"]
 
 log = logging.getLogger("streamrank.learner")
-
-#: Called with each fetch's decoded records before they are learned (e.g. for
-#: progressive validation); records replayed after a restart are passed again.
-BeforeLearning = Callable[[Sequence[LabeledList]], None]
-
 
 def decode_record(msg: ConsumerRecord[Any, Any]) -> LabeledList | None:
     """The training record of an examples-topic message; ``None`` if it cannot be decoded.
@@ -85,20 +79,21 @@ class ExamplesLearner:
         The examples topic (one partition).
     group_id
         The learner's consumer group.
-    before_learning
-        Optional hook, see :data:`BeforeLearning`.
+
+    What each update learned goes to the learner's hook
+    (:attr:`LogLearner.on_learned <learner.log_learner.LogLearner.on_learned>`, the
+    monitor's progressive validation), with the logits the trainer scored each list with.
     """
 
     def __init__(self, settings: WorkerSettings, *, learner: LogLearner,
                  checkpoints: CheckpointStore, publisher: SnapshotPublisher, topic: str,
-                 group_id: str, before_learning: BeforeLearning | None = None) -> None:
+                 group_id: str) -> None:
         self.settings = settings
         self.learner = learner
         self.checkpoints = checkpoints
         self.publisher = publisher
         self.tp = TopicPartition(topic, 0)
         self.group_id = group_id
-        self.before_learning = before_learning
         self.checkpoint_interval_s = settings.checkpoint_interval_ms / 1000
         # a provisional update at most every half snapshot interval: snapshots are no
         # fresher than that anyway
@@ -179,14 +174,8 @@ class ExamplesLearner:
         """Learn from one fetch (synchronous: nothing else runs on the loop meanwhile)."""
         learner = self.learner
         if msgs:
-            records = [(m.offset, decode_record(m)) for m in msgs]
-            if self.before_learning is not None:
-                try:
-                    self.before_learning([r for _, r in records if r is not None])
-                except Exception:
-                    log.exception("learn: the before_learning hook failed")
-            for offset, rec in records:
-                learner.offer(offset, rec)
+            for m in msgs:
+                learner.offer(m.offset, decode_record(m))
         end = consumer.last_stable_offset(self.tp)
         caught_up = end is None or learner.position is None or learner.position >= end
         now = time.monotonic()

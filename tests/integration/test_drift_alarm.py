@@ -117,8 +117,9 @@ class Loop:
                 self.pending += fx.examples
             if self.searches % 50 == 0:  # what the learn agent and its timers do
                 self.labeled += sum(r.kind == "labeled" for r in self.pending)
-                self.monitor.before_learning(self.pending)
-                self.trainer.learn_batch(self.pending)
+                # the monitor takes the lists with the logits the trainer's update
+                # started from (LogLearner.on_learned in the worker)
+                self.monitor.on_learned(self.trainer.learn_batch(self.pending))
                 self.pending = []
                 await self.publisher.maybe_publish()
                 self.now += 1.0
