@@ -78,6 +78,20 @@ def test_learn_batch_hands_out_each_lists_logits_from_before_the_update(dense: b
         assert np.abs(a - b).max() > 1e-3  # the update moved them: the test can tell
 
 
+def test_a_batch_where_some_lists_lack_dense_inputs_hands_out_the_served_formula() -> None:
+    # such a batch learns without the dense part; the logits handed out still have it
+    # where the list has dense inputs, as the scorer (and RankingModel.logits) computes
+    trainer = _trainer(dense=True)
+    trainer.learn_batch([_record(i) for i in range(30)])
+    sparse_only = _record(30, features={**_record(30).features, "dense": None})
+    batch = [sparse_only, _record(31), _record(32)]
+    before = [trainer.score(rec) for rec in batch]
+    learned = trainer.learn_batch(batch)
+    assert learned[0].block.dense is None and learned[1].block.dense is not None
+    for item, b in zip(learned, before):
+        assert np.array_equal(item.logits, b)
+
+
 def test_a_list_the_model_does_not_learn_from_has_no_logits(caplog: pytest.LogCaptureFixture
                                                             ) -> None:
     trainer = _trainer()
