@@ -169,12 +169,16 @@ class Candidates:
     def vectors(self) -> npt.NDArray[np.float64] | None:
         """``(n, d)`` the candidates' item vectors (zeros where an item has none, or one
         of another length than the first); ``None`` when no candidate has one."""
-        lengths = self.catalog.vector_len[self.rows]
+        catalog = self.catalog
+        lengths = catalog.vector_len[self.rows]
+        d = int(lengths[0]) if len(lengths) else 0
+        if d and (lengths == d).all():  # the common case: all of the first one's length
+            return catalog.vectors[self.rows, :d]
         have = np.flatnonzero(lengths)
         if not len(have):
             return None
         d = int(lengths[have[0]])
-        out = self.catalog.vectors[self.rows, :d]
+        out = catalog.vectors[self.rows, :d]
         if (lengths[have] != d).any():
             out[lengths != d] = 0.0
         return out

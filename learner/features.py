@@ -217,7 +217,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     query = normalize_query(ctx.query) if ctx.query else None
 
     if stats is not None:
-        popularity, ctr = stats.popularity(h_item), stats.ctr(h_item)
+        popularity, ctr = stats.popularity_ctr(h_item)
     else:
         popularity = ctr = np.zeros(n)
     base_z, upstream = upstream_features(base_scores, n)
@@ -241,22 +241,20 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     user_hash = _hash_str(f"user={ctx.user_id}")
 
     # one (n, k) block of indices and one of values, filled part by part
-    n_cross, n_code, n_item = len(CROSS_FEATURES), len(CODE_FEATURES), len(ITEM_FEATURES)
-    a, b = n_cross + n_code, n_cross + n_code + n_item
-    b_click = b + len(CLICK_FEATURES)
+    n_cross = len(CROSS_FEATURES)
     c = n_cross + len(numeric_names)
     index = np.empty((n, c + dim), dtype=np.int64)
     value = np.empty((n, c + dim), dtype=np.float32)
     _fill_crosses(index[:, :n_cross], value[:, :n_cross], hashes, bits,
                   *_side_hashes(ctx.user_id, ctx.session_id, query))
     index[:, n_cross:c] = _numeric_index(numeric_names, bits)
-    numeric = value[:, n_cross:c]
-    numeric[:, :n_code] = code_features(user, session, cands)
-    value[:, a:b] = item_features(user, session, cands)
-    value[:, b:b_click] = click_features(user, cands)
-    value[:, b_click:c] = np.array(others).T
-    # clipped to [-10, 10] (np.clip's own ufunc steps, without its Python wrapper)
-    np.minimum(np.maximum(numeric, -10.0, out=numeric), 10.0, out=numeric)
+    # the numeric columns in the order of numeric_names, as one contiguous float64 block
+    numeric = np.concatenate((code_features(user, session, cands),
+                              item_features(user, session, cands), click_features(user, cands),
+                              np.array(others).T), axis=1)
+    # clipped to [-10, 10] (np.clip's own ufunc steps, without its Python wrapper), the
+    # last step storing into the float32 block: the same values as clipping after the cast
+    np.minimum(np.maximum(numeric, -10.0, out=numeric), 10.0, out=value[:, n_cross:c])
     if vectors is not None:
         # the user crossed with each dimension of the item vectors: one weight per user
         # and dimension, a per-user linear taste in the embedding space

@@ -123,6 +123,24 @@ class ItemStats:
         return ((self.clicked[s] + CTR_PRIOR_CLICKS) / (self.shown[s] + CTR_PRIOR_SHOWN)
                 ).astype(np.float64)
 
+    def popularity_ctr(self, item_hashes: npt.NDArray[np.uint64]
+                       ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """:meth:`popularity` and :meth:`ctr` of each item, the same values, with one
+        gather of each counter.
+
+        >>> s = ItemStats(bits=8)
+        >>> h = np.array([11, 12], dtype=np.uint64)
+        >>> s.record(h, shown=np.ones(2), clicked=np.array([1.0, 0.0]), ts=0)
+        >>> pop, ctr = s.popularity_ctr(h)
+        >>> bool((pop == s.popularity(h)).all() and (ctr == s.ctr(h)).all())
+        True
+        """
+        s = self.slots(item_hashes)
+        clicked = self.clicked.take(s)
+        return (np.log1p(clicked.astype(np.float64)),
+                ((clicked + CTR_PRIOR_CLICKS) / (self.shown.take(s) + CTR_PRIOR_SHOWN)
+                 ).astype(np.float64))
+
 
 def stats_of(arrays: dict[str, npt.NDArray[np.float32]], meta: dict[str, object]
              ) -> ItemStats | None:

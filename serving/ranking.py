@@ -51,6 +51,8 @@ __all__ = ["EXPLAIN_TOP_K", "Explanation", "RankedRow", "rank", "sigmoid", "soft
 #: How many features an explanation lists.
 EXPLAIN_TOP_K = 3
 _FEATURES = operator.attrgetter("features")
+_BASE_SCORE = operator.attrgetter("base_score")
+_ITEM_ID = operator.attrgetter("item_id")
 
 #: ``[{"feature": name, "contribution": value}, ...]``, largest ``|contribution|`` first.
 Explanation = list[dict[str, str | float]]
@@ -98,8 +100,10 @@ def softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     >>> softmax(np.array([0.0, 0.0])).tolist()
     [0.5, 0.5]
     """
-    e = np.exp(z - z.max())
-    return e / e.sum()
+    # z.max() and e.sum() by their own ufunc reductions, without the methods' wrappers
+    e = np.exp(z - np.maximum.reduce(z))
+    e /= np.add.reduce(e)
+    return e
 
 
 def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem],
@@ -128,7 +132,7 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         ``index`` into ``items``; ``score`` the item's softmax share (the ``base_score``
         without a model); ``explanation`` ``None`` unless asked for and a model is there.
     """
-    scores_sent = [it.base_score for it in items]
+    scores_sent = list(map(_BASE_SCORE, items))
     if model is None:
         return [(i, scores_sent[i], None) for i in _upstream_order(scores_sent).tolist()]
     if sent_best_first(scores_sent):  # as sent: no reordering
@@ -139,11 +143,11 @@ def rank(model: ServingModel | None, ctx: RankContext, items: Sequence[RankItem]
         ups = [items[i] for i in up_list]
         base_scores = [scores_sent[i] for i in up_list]
     block = model.features(
-        ctx, [it.item_id for it in ups], base_scores=base_scores,
+        ctx, list(map(_ITEM_ID, ups)), base_scores=base_scores,
         request_features=[it.features for it in ups] if any(map(_FEATURES, ups)) else None,
         user=user, session=session, items=catalog)
     contrib, names = model.contributions(block)  # (n, k), in upstream order
-    logits = contrib.sum(axis=1)
+    logits = np.add.reduce(contrib, axis=1)  # contrib.sum(axis=1) without its wrapper
     order = (-logits).argsort(kind="stable")  # ties keep upstream order
     scores = softmax(logits[order]).tolist()
     served = (order if up is None else up[order]).tolist()
