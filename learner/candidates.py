@@ -26,7 +26,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from learner.state import ITEM_KEY
 
 if TYPE_CHECKING:
     from learner.catalog import ItemCache
@@ -163,7 +162,7 @@ class Candidates:
     @cached_property
     def item_keys(self) -> list[str]:
         """Each candidate's own ``exposure`` key (:func:`learner.state.exposure_keys`)."""
-        return list(map(ITEM_KEY.__add__, self.item_ids))
+        return self.catalog.item_keys(self.item_ids, self.rows)
 
     @cached_property
     def vectors(self) -> npt.NDArray[np.float64] | None:
@@ -185,33 +184,52 @@ class Candidates:
 
     def text_match(self, query: frozenset[str]) -> npt.NDArray[np.float64]:
         """``(n,)`` the share of the query's words found in each candidate's text (0 when
-        there is no query): one membership pass per query word over the rows."""
-        n = len(self.rows)
-        match = np.zeros(n)
+        there is no query), kept per query and row by the catalog
+        (:class:`learner.row_cache.RowValues`): the rows not seen with this query yet get
+        one membership pass per query word."""
         if not query:
-            return match
-        rows: list[int] | None = None
-        for word in query:
-            having = self.catalog.rows_with(word)
-            if having:
-                rows = self.rows.tolist() if rows is None else rows
-                match += np.fromiter(map(having.__contains__, rows), dtype=np.float64, count=n)
-        return match / len(query)
+            return np.zeros(len(self.rows))
+        return self.catalog.row_values.get(
+            ("text_match", query), self.rows, lambda rows: _text_match(self.catalog, rows, query))
 
-    def text_similarity(self, q: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    def text_similarity(self, q: npt.NDArray[np.float32], key: Hashable = None
+                        ) -> npt.NDArray[np.float64]:
         """``(n,)`` each candidate's text embedding dotted with ``q`` (0 where the item
-        has none, or one of another width)."""
-        catalog = self.catalog
-        if catalog.text is not None and catalog.text.shape[1] == len(q):
-            # einsum, not @: a BLAS call here wakes OpenBLAS's threads, whose spinning
-            # beside the request thread doubled the whole ranking's time on two cores
-            out = np.einsum("ij,j->i", catalog.text.take(self.rows, axis=0),
-                            q).astype(np.float64)
-        else:
-            out = np.zeros(len(self.rows))
-        if catalog.has_odd_text:
-            for k, row in enumerate(self.rows.tolist()):
-                v = catalog.odd_text(row)
-                if v is not None and len(v) == len(q):
-                    out[k] = float(np.einsum("i,i->", v, q))
-        return out
+        has none, or one of another width); with a ``key`` (what ``q`` embeds: the
+        query), kept per key and row by the catalog as :meth:`text_match`'s values."""
+        if key is None:
+            return _text_similarity(self.catalog, self.rows, q)
+        return self.catalog.row_values.get(
+            ("text_similarity", key), self.rows, lambda rows: _text_similarity(self.catalog, rows, q))
+
+
+def _text_match(catalog: ItemCache, rows: npt.NDArray[np.intp], query: frozenset[str]
+                ) -> npt.NDArray[np.float64]:
+    """:meth:`Candidates.text_match` of the catalog's ``rows`` (a non-empty query)."""
+    n = len(rows)
+    match = np.zeros(n)
+    row_list: list[int] | None = None
+    for word in query:
+        having = catalog.rows_with(word)
+        if having:
+            row_list = rows.tolist() if row_list is None else row_list
+            match += np.fromiter(map(having.__contains__, row_list), dtype=np.float64, count=n)
+    return match / len(query)
+
+
+def _text_similarity(catalog: ItemCache, rows: npt.NDArray[np.intp], q: npt.NDArray[np.float32]
+                     ) -> npt.NDArray[np.float64]:
+    """:meth:`Candidates.text_similarity` of the catalog's ``rows``; each row's value is the
+    same in any list (einsum reduces each row on its own)."""
+    if catalog.text is not None and catalog.text.shape[1] == len(q):
+        # einsum, not @: a BLAS call here wakes OpenBLAS's threads, whose spinning
+        # beside the request thread doubled the whole ranking's time on two cores
+        out = np.einsum("ij,j->i", catalog.text.take(rows, axis=0), q).astype(np.float64)
+    else:
+        out = np.zeros(len(rows))
+    if catalog.has_odd_text:
+        for k, row in enumerate(rows.tolist()):
+            v = catalog.odd_text(row)
+            if v is not None and len(v) == len(q):
+                out[k] = float(np.einsum("i,i->", v, q))
+    return out

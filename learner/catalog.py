@@ -34,6 +34,8 @@ import numpy.typing as npt
 
 from learner.candidates import BRAND, LEAF, PRICE, TOP, Candidates
 from learner.items import VECTOR_DIM, ItemInfo, item_info, unknown_item_info
+from learner.row_cache import RowValues
+from learner.state import ITEM_KEY
 
 __all__ = ["BRAND", "LEAF", "PRICE", "TOP", "Candidates", "ItemCache", "Vocabulary"]
 
@@ -105,6 +107,11 @@ class ItemCache:
         self.vocabularies = tuple(Vocabulary() for _ in range(4))
         self._rows: OrderedDict[str, int] = OrderedDict()
         self._infos: list[ItemInfo | None] = [None]  # by row; row 0 is "unknown"
+        # by row, the item's own exposure key (learner.state.exposure_keys), made once: a
+        # list's keys are then the same (already hashed) strings in every request
+        self._item_keys: list[str | None] = [None]
+        #: Per-query values of rows (text match and similarity), dropped at any change.
+        self.row_values = RowValues()
         self._free: list[int] = []
         self._postings: dict[str, set[int]] = {}  # word -> rows whose text has it
         self._odd_text: dict[int, npt.NDArray[np.float32]] = {}  # other widths, by row
@@ -146,6 +153,7 @@ class ItemCache:
             return self._free.pop()
         row = len(self._infos)
         self._infos.append(None)
+        self._item_keys.append(None)
         if row >= len(self.hashes):
             self._grow(2 * len(self.hashes))
         return row
@@ -163,6 +171,7 @@ class ItemCache:
             self.text = grown(self.text)
 
     def _write(self, row: int, info: ItemInfo) -> None:
+        self.row_values.invalidate()
         self.hashes[row] = (info.item_hash, info.category_hash, info.brand_hash,
                             info.price_hash)
         self.codes[row] = [v.code(x) for v, x in zip(self.vocabularies, _codes_of(info))]
@@ -184,6 +193,7 @@ class ItemCache:
         # the info keeps no second copy of the text embedding (see _info)
         self._infos[row] = dataclasses.replace(info, text_vector=None) if text is not None \
             else info
+        self._item_keys[row] = ITEM_KEY + info.item_id
 
     def _unindex(self, row: int) -> None:
         """Forget what indexes point at ``row`` (its words, an odd-width embedding)."""
@@ -198,8 +208,10 @@ class ItemCache:
         self._odd_text.pop(row, None)
 
     def _release(self, row: int) -> None:
+        self.row_values.invalidate()
         self._unindex(row)
         self._infos[row] = None
+        self._item_keys[row] = None
         self._free.append(row)
 
     # -- reading ------------------------------------------------------------------------
@@ -269,6 +281,22 @@ class ItemCache:
                 pass
         return np.fromiter(map(self._rows.get, item_ids, repeat(0)), dtype=np.intp,
                            count=len(item_ids))
+
+    def item_keys(self, item_ids: Sequence[str], rows: npt.NDArray[np.intp]) -> list[str]:
+        """Each item's own ``exposure`` key (``"i:" + item_id``), ``rows`` the items' rows
+        (0 where unknown, as :meth:`gather` finds them): the catalog's own string where it
+        knows the item (no new string to make and hash), else a new one.
+
+        >>> cache = ItemCache()
+        >>> _ = cache.put("a", {"brand": "Acme"})
+        >>> cache.item_keys(["a", "b"], cache.gather(["a", "b"]).rows)
+        ['i:a', 'i:b']
+        """
+        keys: list[Any] = list(map(self._item_keys.__getitem__, rows.tolist()))
+        if not rows.all():
+            for k in np.flatnonzero(rows == 0).tolist():
+                keys[k] = ITEM_KEY + item_ids[k]
+        return keys
 
     def gather(self, item_ids: Sequence[str]) -> Candidates:
         """The candidates ``item_ids`` as rows of the columns (row 0 where unknown)."""

@@ -344,7 +344,7 @@ def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float
     if encoder is None or not cands.catalog.has_text:
         return np.zeros(len(cands))
     assert query is not None
-    return cands.text_similarity(encoder.encode_one(query))
+    return cands.text_similarity(encoder.encode_one(query), key=query)
 
 
 @lru_cache(maxsize=4096)
