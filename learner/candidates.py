@@ -129,7 +129,9 @@ class Candidates:
 
     @cached_property
     def _key_rows(self) -> dict[str, int] | None:
-        return None if self._id_rows is None else dict(zip(self.item_keys, range(len(self))))
+        # the keys are the ids with one prefix: repeated exactly when an id is
+        out = dict(zip(self.item_keys, range(len(self))))
+        return out if len(out) == len(self) else None
 
     def spread(self, columns: Sequence[int], codes: Sequence[Sequence[int]],
                values: npt.ArrayLike) -> npt.NDArray[np.float64]:

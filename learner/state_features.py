@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learner.candidates import BRAND, LEAF, PRICE, TOP, Candidates
-from learner.state import BRAND_KEY, CATEGORY_KEY, CLICK_MODEL_KEY, State
+from learner.state import BRAND_KEY, CATEGORY_KEY, CLICK_MODEL_KEY, ITEM_KEY, State
 
 __all__ = ["CLICK_FEATURES", "CODE_FEATURES", "ITEM_FEATURES", "LIFT_PRIOR_RATE", "LIFT_PRIOR_WEIGHT",
            "TASTE_PRIOR_WEIGHT", "click_features", "code_features", "item_features", "lift", "price_fit",
@@ -212,12 +212,17 @@ def item_features(user: State | None, session: State | None, cands: Candidates
         recent = (state or {}).get("recent")
         if not recent:
             continue
-        flags: dict[str, int] = {}  # bit 1: viewed, 2: engaged, 4: bought
+        # by the item's exposure key, as the exposure entries below: the candidates' keys
+        # are then the one index of the list to match (bit 1: viewed, 2: engaged, 4: bought)
+        flags: dict[str, int] = {}
         for kind, item, _ts in recent:
-            flags[item] = flags.get(item, 0) | _SEEN_FLAGS.get(kind, 2)
-        for row, item in cands.matching(flags):
+            key = ITEM_KEY + item
+            flags[key] = flags.get(key, 0) | _SEEN_FLAGS.get(kind, 2)
+        for row, key in cands.matching(flags, by_key=True):
             at = row * width + first
-            ones.extend([at + c for c in seen[flags[item]]])
+            ones.extend([at + c for c in seen[flags[key]]])
+    # lift()'s arithmetic inline (as in _lifts): no call per entry
+    m, k, km, log = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT, LIFT_PRIOR_WEIGHT * LIFT_PRIOR_RATE, math.log
     for state, counts in ((user, True), (session, False)):
         exposure = (state or {}).get("exposure")
         if not exposure:
@@ -227,10 +232,11 @@ def item_features(user: State | None, session: State | None, cands: Candidates
             at = row * width
             if counts:  # user_item_lift, _clicks, _examined, _carts
                 flat += (at + 5, at + 6, at + 7, at + 8)
-                values += (lift(e), e[1], e[0], e[2] if len(e) > 2 else 0.0)
+                values += (log((e[1] + km) / (e[0] + k) / m), e[1], e[0],
+                           e[2] if len(e) > 2 else 0.0)
             else:  # session_item_lift
                 flat.append(at + 9)
-                values.append(lift(e))
+                values.append(log((e[1] + km) / (e[0] + k) / m))
     out = np.zeros((len(cands), width))
     cells = out.reshape(-1)
     if ones:
