@@ -23,6 +23,8 @@ Examples
 >>> values.invalidate()
 >>> values.get("q", np.array([2]), double).tolist(), calls[-1]
 ([4.0], [2])
+>>> RowValues(size=1).get("q", np.array([1, 2]), double).tolist()  # kept: none
+[2.0, 4.0]
 """
 
 from __future__ import annotations
@@ -38,15 +40,15 @@ __all__ = ["RowValues"]
 
 
 class RowValues:
-    """``key -> row -> value`` (float), for the ``keys`` most recently used keys and at
-    most ``rows_per_key`` rows each (beyond, a key starts over)."""
+    """``key -> row -> value`` (float) for the most recently used keys, at most ``size``
+    values in all (about 100 bytes each): the least recently used keys go first."""
 
-    def __init__(self, keys: int = 1024, rows_per_key: int = 1 << 16) -> None:
-        self.keys = keys
-        self.rows_per_key = rows_per_key
+    def __init__(self, size: int = 1 << 19) -> None:
+        self.size = size
         #: Bumped by every change to the catalog: values of an older one are stale.
         self.generation = 0
         self._entries: OrderedDict[Hashable, tuple[int, dict[int, float]]] = OrderedDict()
+        self._held = 0  # values in all entries
 
     def invalidate(self) -> None:
         """Forget every value (the catalog changed): lazily, as each key is next read."""
@@ -60,13 +62,21 @@ class RowValues:
 
         ``compute`` must give each row the value it would give it in any other list (a
         function of the row alone); a NaN it gives is computed again when next asked.
+
+        >>> values = RowValues(size=3)
+        >>> values.get("a", np.array([1, 2]), lambda rows: rows * 1.0).tolist()
+        [1.0, 2.0]
+        >>> values.get("b", np.array([5, 6]), lambda rows: rows * 1.0).tolist()  # "a" goes
+        [5.0, 6.0]
+        >>> list(values._entries), values._held
+        (['b'], 2)
         """
         generation = self.generation  # read first: a change while computing wins
         entry = self._entries.get(key)
         if entry is None or entry[0] != generation:
+            if entry is not None:
+                self._held -= len(entry[1])
             entry = self._entries[key] = (generation, {})
-            if len(self._entries) > self.keys:
-                self._entries.popitem(last=False)
         else:
             self._entries.move_to_end(key)
         kept = entry[1]
@@ -78,7 +88,13 @@ class RowValues:
             todo = rows[missing]
             fresh = compute(todo)
             out[missing] = fresh
-            if len(kept) + len(missing) > self.rows_per_key:
-                kept.clear()
+            before = len(kept)
             kept.update(zip(todo.tolist(), fresh.tolist()))
+            self._held += len(kept) - before
+            while self._held > self.size and len(self._entries) > 1:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._held -= len(dropped)
+            if self._held > self.size:  # this key alone: it starts over
+                self._held -= len(kept)
+                kept.clear()
         return out
