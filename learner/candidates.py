@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-
 if TYPE_CHECKING:
     from learner.catalog import ItemCache
 

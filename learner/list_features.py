@@ -62,17 +62,21 @@ def upstream_features(base_scores: Sequence[float | None] | None, n: int
     >>> [x.round(3).tolist() for x in upstream_features([3.0, None, 1.0], 3)]
     [[1.414, -0.707, -0.707], [1.0, 0.631, 0.5]]
     """
-    if base_scores is None or base_scores.count(None) == n:
+    missing = n if base_scores is None else base_scores.count(None)
+    if base_scores is None or missing == n:
         return np.zeros(n), rank_curve(n)  # the order as sent is the upstream order
-    if None in base_scores:
+    if missing:
         bs = np.array([b if b is not None else np.nan for b in base_scores], dtype=np.float64)
     else:
         bs = np.array(base_scores, dtype=np.float64)
     if np.isnan(bs).any():
         bs = np.where(np.isnan(bs), np.nanmin(bs), bs)
         return zscore(bs), rank_score(bs)
-    # sent best first (no NaN): the rank score needs no sort
-    return zscore(bs), rank_curve(n) if sent_best_first(base_scores) else rank_score(bs)
+    # sent best first (no NaN): the rank score needs no sort. Checked on the float64
+    # scores, in numpy: when they do not increase, rank_score(bs) is rank_curve(n) too (a
+    # stable sort leaves them in place), so either check gives the same values
+    best_first = np.greater_equal(bs[:-1], bs[1:]).all()
+    return zscore(bs), rank_curve(n) if best_first else rank_score(bs)
 
 
 def sent_best_first(scores: Sequence[float | None]) -> bool:
