@@ -185,23 +185,41 @@ class Candidates:
 
     def text_match(self, query: frozenset[str]) -> npt.NDArray[np.float64]:
         """``(n,)`` the share of the query's words found in each candidate's text (0 when
-        there is no query), kept per query and row by the catalog
-        (:class:`learner.row_cache.RowValues`): the rows not seen with this query yet get
-        one membership pass per query word."""
+        there is no query): one membership pass per query word over the rows."""
         if not query:
             return np.zeros(len(self.rows))
-        return self.catalog.row_values.get(
-            ("text_match", query), self.rows, lambda rows: _text_match(self.catalog, rows, query))
+        return _text_match(self.catalog, self.rows, query)
 
-    def text_similarity(self, q: npt.NDArray[np.float32], key: Hashable = None
-                        ) -> npt.NDArray[np.float64]:
+    def text_similarity(self, q: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """``(n,)`` each candidate's text embedding dotted with ``q`` (0 where the item
-        has none, or one of another width); with a ``key`` (what ``q`` embeds: the
-        query), kept per key and row by the catalog as :meth:`text_match`'s values."""
-        if key is None:
-            return _text_similarity(self.catalog, self.rows, q)
-        return self.catalog.row_values.get(
-            ("text_similarity", key), self.rows, lambda rows: _text_similarity(self.catalog, rows, q))
+        has none, or one of another width)."""
+        return _text_similarity(self.catalog, self.rows, q)
+
+    def query_match(self, key: Hashable, words: frozenset[str],
+                    q: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float64]:
+        """``(n, 2)``: :meth:`text_match` of ``words`` and :meth:`text_similarity` with
+        ``q`` (0 without one), both kept per ``key`` (the query they come from) and row
+        by the catalog (:class:`learner.row_cache.RowValues`): the rows not seen under
+        this key yet are computed, the others read back, with one lookup for both.
+
+        >>> from learner.catalog import ItemCache
+        >>> cache = ItemCache()
+        >>> _ = cache.put("a", {"title": "red shoe", "text_vector": [0.6, 0.8]})
+        >>> q = np.array([1.0, 0.0], dtype=np.float32)
+        >>> cache.gather(["a", "b"]).query_match("shoe", frozenset({"shoe"}), q).round(2).tolist()
+        [[1.0, 0.6], [0.0, 0.0]]
+        """
+        catalog = self.catalog
+
+        def compute(rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+            out = np.zeros((len(rows), 2))
+            if words:
+                out[:, 0] = _text_match(catalog, rows, words)
+            if q is not None:
+                out[:, 1] = _text_similarity(catalog, rows, q)
+            return out
+
+        return catalog.row_values.get(("query_match", key), self.rows, compute)
 
 
 def _text_match(catalog: ItemCache, rows: npt.NDArray[np.intp], query: frozenset[str]

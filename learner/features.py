@@ -223,7 +223,7 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
     base_z, upstream = upstream_features(base_scores, n)
     # in the order of NUMERIC_FEATURES after the code, item and click-model features
     others = [price_fit(user, cands), taste_match(user, cands), taste_match(session, cands),
-              popularity, ctr, cands.text_match(_query_words(query)), semantic_match(query, cands),
+              popularity, ctr, *query_match(query, cands),
               base_z, upstream, relative_price(cands)]
     numeric_names: tuple[str, ...] = NUMERIC_FEATURES
     if request_features is not None:
@@ -333,6 +333,23 @@ _NO_CATALOG = ItemCache(capacity=0)
 _query_words = lru_cache(maxsize=4096)(tokenize)
 
 
+def query_match(query: str | None, cands: Candidates
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``text_match`` and ``semantic_match`` (:func:`semantic_match`) of each candidate,
+    kept per query and row by the catalog (:meth:`Candidates.query_match`); zeros
+    without a query.
+
+    >>> [x.tolist() for x in query_match(None, ItemCache().gather(["a"]))]
+    [[0.0], [0.0]]
+    """
+    if not query:
+        return np.zeros(len(cands)), np.zeros(len(cands))
+    encoder = default_encoder()
+    q = encoder.encode_one(query) if encoder is not None and cands.catalog.has_text else None
+    both = cands.query_match(query, _query_words(query), q)
+    return both[:, 0], both[:, 1]
+
+
 def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float64]:
     """``(n,)`` cosine of the query's sentence embedding with each item's ``text_vector``
     (:mod:`learner.text_encoder`); 0 without a query, an encoder, or the item's vector.
@@ -344,7 +361,7 @@ def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float
     if encoder is None or not cands.catalog.has_text:
         return np.zeros(len(cands))
     assert query is not None
-    return cands.text_similarity(encoder.encode_one(query), key=query)
+    return cands.text_similarity(encoder.encode_one(query))
 
 
 @lru_cache(maxsize=4096)

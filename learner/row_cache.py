@@ -15,15 +15,15 @@ Examples
 >>> calls = []
 >>> def double(rows):
 ...     calls.append(rows.tolist())
-...     return rows * 2.0
+...     return rows[:, None] * [2.0, 3.0]
 >>> values.get("q", np.array([1, 2]), double).tolist()
-[2.0, 4.0]
->>> values.get("q", np.array([2, 3]), double).tolist(), calls
+[[2.0, 3.0], [4.0, 6.0]]
+>>> values.get("q", np.array([2, 3]), double)[:, 0].tolist(), calls
 ([4.0, 6.0], [[1, 2], [3]])
 >>> values.invalidate()
->>> values.get("q", np.array([2]), double).tolist(), calls[-1]
+>>> values.get("q", np.array([2]), double)[:, 0].tolist(), calls[-1]
 ([4.0], [2])
->>> RowValues(size=1).get("q", np.array([1, 2]), double).tolist()  # kept: none
+>>> RowValues(size=1).get("q", np.array([1, 2]), double)[:, 0].tolist()  # kept: none
 [2.0, 4.0]
 """
 
@@ -40,15 +40,16 @@ __all__ = ["RowValues"]
 
 
 class RowValues:
-    """``key -> row -> value`` (float) for the most recently used keys, at most ``size``
-    values in all (about 100 bytes each): the least recently used keys go first."""
+    """``key -> row -> values`` (a float64 row of a fixed width per key) for the most
+    recently used keys, at most ``size`` rows of values in all: the least recently used
+    keys go first."""
 
     def __init__(self, size: int = 1 << 19) -> None:
         self.size = size
         #: Bumped by every change to the catalog: values of an older one are stale.
         self.generation = 0
-        self._entries: OrderedDict[Hashable, tuple[int, dict[int, float]]] = OrderedDict()
-        self._held = 0  # values in all entries
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._held = 0  # rows of values in all entries
 
     def invalidate(self) -> None:
         """Forget every value (the catalog changed): lazily, as each key is next read."""
@@ -57,44 +58,71 @@ class RowValues:
     def get(self, key: Hashable, rows: npt.NDArray[np.intp],
             compute: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float64]]
             ) -> npt.NDArray[np.float64]:
-        """``(n,)`` the value of each of ``rows`` under ``key``: those kept, and
-        ``compute(rows)`` of the others (one call for all of them), which are kept.
+        """``(n, w)`` the values of each of ``rows`` under ``key``: those kept, and
+        ``compute(rows)`` (``(m, w)``) of the others, one call for all of them, which are
+        kept. The values are stored as computed: read back, they are the same floats.
 
-        ``compute`` must give each row the value it would give it in any other list (a
-        function of the row alone); a NaN it gives is computed again when next asked.
+        ``compute`` must give each row the values it would give it in any other list (a
+        function of the row alone), and always the same width.
 
         >>> values = RowValues(size=3)
-        >>> values.get("a", np.array([1, 2]), lambda rows: rows * 1.0).tolist()
-        [1.0, 2.0]
-        >>> values.get("b", np.array([5, 6]), lambda rows: rows * 1.0).tolist()  # "a" goes
-        [5.0, 6.0]
-        >>> list(values._entries), values._held
+        >>> values.get("a", np.array([1, 2]), lambda rows: rows[:, None] * 1.0).tolist()
+        [[1.0], [2.0]]
+        >>> values.get("b", np.array([5, 6]), lambda rows: rows[:, None] * 1.0).tolist()
+        [[5.0], [6.0]]
+        >>> list(values._entries), values._held  # "a" went first
         (['b'], 2)
         """
         generation = self.generation  # read first: a change while computing wins
         entry = self._entries.get(key)
-        if entry is None or entry[0] != generation:
+        if entry is None or entry.generation != generation:
             if entry is not None:
-                self._held -= len(entry[1])
-            entry = self._entries[key] = (generation, {})
+                self._held -= entry.used
+            entry = self._entries[key] = _Entry(generation)
         else:
             self._entries.move_to_end(key)
-        kept = entry[1]
         row_list = rows.tolist()
-        out = np.fromiter(map(kept.get, row_list, repeat(np.nan)), dtype=np.float64,
-                          count=len(row_list))
-        missing = np.flatnonzero(np.isnan(out))
+        slots = np.fromiter(map(entry.slots.get, row_list, repeat(-1)), dtype=np.intp,
+                            count=len(row_list))
+        missing = np.flatnonzero(slots < 0)
         if len(missing):
-            todo = rows[missing]
-            fresh = compute(todo)
-            out[missing] = fresh
-            before = len(kept)
-            kept.update(zip(todo.tolist(), fresh.tolist()))
-            self._held += len(kept) - before
+            fresh = compute(rows[missing])
+            slots[missing] = entry.add(row_list, missing.tolist(), fresh)
+            self._held += len(missing)
             while self._held > self.size and len(self._entries) > 1:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._held -= len(dropped)
-            if self._held > self.size:  # this key alone: it starts over
-                self._held -= len(kept)
-                kept.clear()
-        return out
+                _, dropped = self._entries.popitem(last=False)
+                self._held -= dropped.used
+            if self._held > self.size:  # this key alone: it starts over (after this list)
+                self._held -= entry.used
+                del self._entries[key]
+        assert entry.values is not None
+        return entry.values[slots]
+
+
+class _Entry:
+    """One key's values: ``slots`` maps a row to its row of ``values`` (of which the first
+    ``used`` are filled; grown by doubling)."""
+
+    __slots__ = ("generation", "slots", "used", "values")
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.slots: dict[int, int] = {}
+        self.used = 0
+        self.values: npt.NDArray[np.float64] | None = None
+
+    def add(self, row_list: list[int], at: list[int], fresh: npt.NDArray[np.float64]
+            ) -> npt.NDArray[np.intp]:
+        """Store ``fresh`` (``(m, w)``) as the values of ``row_list[k]`` for ``k`` in
+        ``at``; return their slots."""
+        m, start = len(at), self.used
+        values = self.values
+        if values is None or start + m > len(values):
+            grown = np.empty((max(2 * start, start + m, 16), fresh.shape[1]))
+            if values is not None:
+                grown[:start] = values[:start]
+            self.values = values = grown
+        values[start:start + m] = fresh
+        self.used = start + m
+        self.slots.update(zip(map(row_list.__getitem__, at), range(start, start + m)))
+        return np.arange(start, start + m)

@@ -78,17 +78,23 @@ def test_text_match_forgets_the_words_of_an_overwritten_or_evicted_item() -> Non
 def test_kept_query_values_follow_every_change_of_the_catalog() -> None:
     cache = ItemCache(capacity=2)
     q = np.array([1.0, 0.0], dtype=np.float32)
-    cache.put("a", {"title": "red shoe", "text_vector": [1.0, 0.0]})
     words = frozenset({"shoe"})
-    assert cache.gather(["a", "x"]).text_match(words).tolist() == [1.0, 0.0]
-    assert cache.gather(["a"]).text_similarity(q, key="shoe").tolist() == [1.0]
+
+    def match(ids: list[str]) -> list[list[float]]:
+        c = cache.gather(ids)
+        both = c.query_match("shoe", words, q)
+        assert both[:, 0].tolist() == c.text_match(words).tolist()
+        assert both[:, 1].tolist() == c.text_similarity(q).tolist()
+        return both.tolist()
+
+    cache.put("a", {"title": "red shoe", "text_vector": [1.0, 0.0]})
+    assert match(["a", "x"]) == [[1.0, 1.0], [0.0, 0.0]]
     cache.put("a", {"title": "blue bag", "text_vector": [0.0, 1.0]})  # overwritten
-    assert cache.gather(["a", "x"]).text_match(words).tolist() == [0.0, 0.0]
-    assert cache.gather(["a"]).text_similarity(q, key="shoe").tolist() == [0.0]
+    assert match(["a", "x"]) == [[0.0, 0.0], [0.0, 0.0]]
     cache.put("b", {"title": "shoe"})
     cache.put("c", {"title": "shoe", "text_vector": [2.0, 0.0]})  # evicts "a", takes its row
-    assert cache.gather(["c", "a"]).text_match(words).tolist() == [1.0, 0.0]
-    assert cache.gather(["c", "a"]).text_similarity(q, key="shoe").tolist() == [2.0, 0.0]
+    assert match(["c", "a", "b"]) == [[1.0, 2.0], [0.0, 0.0], [1.0, 0.0]]
+    assert match(["b", "c", "c"]) == [[1.0, 0.0], [1.0, 2.0], [1.0, 2.0]]
 
 
 def test_text_embeddings_of_other_widths_are_kept_apart() -> None:
