@@ -193,7 +193,8 @@ class ItemCache:
         # the info keeps no second copy of the text embedding (see _info)
         self._infos[row] = dataclasses.replace(info, text_vector=None) if text is not None \
             else info
-        self._item_keys[row] = ITEM_KEY + info.item_id
+        # the info's own string (its lift keys start with it): no second copy per item
+        self._item_keys[row] = info.lift_keys[0] or ITEM_KEY + info.item_id
 
     def _unindex(self, row: int) -> None:
         """Forget what indexes point at ``row`` (its words, an odd-width embedding)."""
