@@ -219,7 +219,10 @@ class Candidates:
                 out[:, 1] = _text_similarity(catalog, rows, q)
             return out
 
-        return catalog.row_values.get(("query_match", key), self.rows, compute)
+        # the similarity's zeros without any text embedding differ (in sign) from a dot
+        # product with an item's zero row: a new key once the catalog has text
+        return catalog.row_values.get(("query_match", key, catalog.has_text), self.rows,
+                                      catalog.stamps[self.rows], compute)
 
 
 def _text_match(catalog: ItemCache, rows: npt.NDArray[np.intp], query: frozenset[str]

@@ -110,8 +110,9 @@ class ItemCache:
         # by row, the item's own exposure key (learner.state.exposure_keys), made once: a
         # list's keys are then the same (already hashed) strings in every request
         self._item_keys: list[str | None] = [None]
-        #: Per-query values of rows (text match and similarity), dropped at any change.
+        #: Per-query values of rows (text match and similarity; see ``stamps``).
         self.row_values = RowValues()
+        self._writes = 0
         self._free: list[int] = []
         self._postings: dict[str, set[int]] = {}  # word -> rows whose text has it
         self._odd_text: dict[int, npt.NDArray[np.float32]] = {}  # other widths, by row
@@ -121,6 +122,9 @@ class ItemCache:
         self.log_price = np.full(rows, np.nan)
         self.vectors = np.zeros((rows, VECTOR_DIM))
         self.vector_len = np.zeros(rows, dtype=np.intp)
+        #: By row, a stamp changed by every write or release of the row (0: never
+        #: written): a value kept for a row under an older stamp is stale.
+        self.stamps = np.zeros(rows, dtype=np.int64)
         #: ``(rows, d)`` text embeddings, ``d`` the width of the first one stored (zeros
         #: where an item has none); ``None`` until then.
         self.text: npt.NDArray[np.float32] | None = None
@@ -167,11 +171,12 @@ class ItemCache:
         self.hashes, self.codes = grown(self.hashes), grown(self.codes)
         self.log_price = grown(self.log_price, np.nan)
         self.vectors, self.vector_len = grown(self.vectors), grown(self.vector_len)
+        self.stamps = grown(self.stamps)
         if self.text is not None:
             self.text = grown(self.text)
 
     def _write(self, row: int, info: ItemInfo) -> None:
-        self.row_values.invalidate()
+        self._stamp(row)
         self.hashes[row] = (info.item_hash, info.category_hash, info.brand_hash,
                             info.price_hash)
         self.codes[row] = [v.code(x) for v, x in zip(self.vocabularies, _codes_of(info))]
@@ -208,8 +213,12 @@ class ItemCache:
                         del self._postings[word]
         self._odd_text.pop(row, None)
 
+    def _stamp(self, row: int) -> None:
+        self._writes += 1
+        self.stamps[row] = self._writes
+
     def _release(self, row: int) -> None:
-        self.row_values.invalidate()
+        self._stamp(row)
         self._unindex(row)
         self._infos[row] = None
         self._item_keys[row] = None

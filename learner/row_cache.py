@@ -2,12 +2,12 @@
 
 Some features of a candidate depend on nothing but the request's query and the item's
 row of the catalog: the share of the query's words in the item's text and the similarity
-of their sentence embeddings (:meth:`learner.candidates.Candidates.text_match` and
-:meth:`~learner.candidates.Candidates.text_similarity`). Queries repeat, and so do the
-items a search engine returns for them, so the catalog keeps each such value once
-computed (:class:`RowValues`): a list then computes only its rows not yet seen under its
-key. Any change to the catalog starts a new generation (:meth:`RowValues.invalidate`);
-the values of an older one are dropped when next read, never served.
+of their sentence embeddings (:meth:`learner.candidates.Candidates.query_match`). Queries
+repeat, and so do the items a search engine returns for them, so the catalog keeps each
+such value once computed (:class:`RowValues`): a list then computes only its rows not yet
+seen under its key. Each value is kept with the row's stamp (``ItemCache.stamps``, changed
+by every write of the row): a value of a row written since is stale, computed again,
+never served.
 
 Examples
 --------
@@ -16,15 +16,18 @@ Examples
 >>> def double(rows):
 ...     calls.append(rows.tolist())
 ...     return rows[:, None] * [2.0, 3.0]
->>> values.get("q", np.array([1, 2]), double).tolist()
+>>> stamps = np.array([1, 1, 1, 1])  # by row
+>>> rows = np.array([1, 2])
+>>> values.get("q", rows, stamps[rows], double).tolist()
 [[2.0, 3.0], [4.0, 6.0]]
->>> values.get("q", np.array([2, 3]), double)[:, 0].tolist(), calls
+>>> rows = np.array([2, 3])
+>>> values.get("q", rows, stamps[rows], double)[:, 0].tolist(), calls
 ([4.0, 6.0], [[1, 2], [3]])
->>> values.invalidate()
->>> values.get("q", np.array([2]), double)[:, 0].tolist(), calls[-1]
-([4.0], [2])
->>> RowValues(size=1).get("q", np.array([1, 2]), double)[:, 0].tolist()  # kept: none
-[2.0, 4.0]
+>>> stamps[2] = 7  # row 2 written again
+>>> values.get("q", rows, stamps[rows], double)[:, 0].tolist(), calls[-1]
+([4.0, 6.0], [2])
+>>> RowValues(size=1).get("q", rows, stamps[rows], double)[:, 0].tolist()  # kept: none
+[4.0, 6.0]
 """
 
 from __future__ import annotations
@@ -46,49 +49,45 @@ class RowValues:
 
     def __init__(self, size: int = 1 << 19) -> None:
         self.size = size
-        #: Bumped by every change to the catalog: values of an older one are stale.
-        self.generation = 0
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._held = 0  # rows of values in all entries
 
-    def invalidate(self) -> None:
-        """Forget every value (the catalog changed): lazily, as each key is next read."""
-        self.generation += 1
-
-    def get(self, key: Hashable, rows: npt.NDArray[np.intp],
+    def get(self, key: Hashable, rows: npt.NDArray[np.intp], stamps: npt.NDArray[np.int64],
             compute: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float64]]
             ) -> npt.NDArray[np.float64]:
-        """``(n, w)`` the values of each of ``rows`` under ``key``: those kept, and
-        ``compute(rows)`` (``(m, w)``) of the others, one call for all of them, which are
-        kept. The values are stored as computed: read back, they are the same floats.
+        """``(n, w)`` the values of each of ``rows`` (whose stamps are ``stamps``) under
+        ``key``: those kept under the same stamp, and ``compute(rows)`` (``(m, w)``) of
+        the others, one call for all of them, which are kept. The values are stored as
+        computed: read back, they are the same floats.
 
         ``compute`` must give each row the values it would give it in any other list (a
-        function of the row alone), and always the same width.
+        function of the row's contents alone), and always the same width.
 
         >>> values = RowValues(size=3)
-        >>> values.get("a", np.array([1, 2]), lambda rows: rows[:, None] * 1.0).tolist()
+        >>> one = np.array([0, 0])
+        >>> values.get("a", np.array([1, 2]), one, lambda rows: rows[:, None] * 1.0).tolist()
         [[1.0], [2.0]]
-        >>> values.get("b", np.array([5, 6]), lambda rows: rows[:, None] * 1.0).tolist()
+        >>> values.get("b", np.array([5, 6]), one, lambda rows: rows[:, None] * 1.0).tolist()
         [[5.0], [6.0]]
         >>> list(values._entries), values._held  # "a" went first
         (['b'], 2)
         """
-        generation = self.generation  # read first: a change while computing wins
         entry = self._entries.get(key)
-        if entry is None or entry.generation != generation:
-            if entry is not None:
-                self._held -= entry.used
-            entry = self._entries[key] = _Entry(generation)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
         else:
             self._entries.move_to_end(key)
         row_list = rows.tolist()
         slots = np.fromiter(map(entry.slots.get, row_list, repeat(-1)), dtype=np.intp,
                             count=len(row_list))
-        missing = np.flatnonzero(slots < 0)
-        if len(missing):
-            fresh = compute(rows[missing])
-            slots[missing] = entry.add(row_list, missing.tolist(), fresh)
-            self._held += len(missing)
+        missing = slots < 0
+        if entry.values is not None:  # kept under another stamp: the row was written since
+            missing |= entry.stamps[slots] != stamps
+        at = np.flatnonzero(missing)
+        if len(at):
+            fresh = compute(rows[at])
+            slots[at] = entry.add(row_list, at.tolist(), fresh, stamps[at])
+            self._held += len(at)
             while self._held > self.size and len(self._entries) > 1:
                 _, dropped = self._entries.popitem(last=False)
                 self._held -= dropped.used
@@ -100,29 +99,34 @@ class RowValues:
 
 
 class _Entry:
-    """One key's values: ``slots`` maps a row to its row of ``values`` (of which the first
-    ``used`` are filled; grown by doubling)."""
+    """One key's values: ``slots`` maps a row to its row of ``values`` and ``stamps`` (of
+    which the first ``used`` are filled; grown by doubling)."""
 
-    __slots__ = ("generation", "slots", "used", "values")
+    __slots__ = ("slots", "stamps", "used", "values")
 
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
+    def __init__(self) -> None:
         self.slots: dict[int, int] = {}
         self.used = 0
         self.values: npt.NDArray[np.float64] | None = None
+        self.stamps: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
-    def add(self, row_list: list[int], at: list[int], fresh: npt.NDArray[np.float64]
-            ) -> npt.NDArray[np.intp]:
-        """Store ``fresh`` (``(m, w)``) as the values of ``row_list[k]`` for ``k`` in
-        ``at``; return their slots."""
+    def add(self, row_list: list[int], at: list[int], fresh: npt.NDArray[np.float64],
+            stamps: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        """Store ``fresh`` (``(m, w)``) and ``stamps`` as those of ``row_list[k]`` for
+        ``k`` in ``at``; return their slots."""
         m, start = len(at), self.used
         values = self.values
         if values is None or start + m > len(values):
-            grown = np.empty((max(2 * start, start + m, 16), fresh.shape[1]))
+            size = max(2 * start, start + m, 16)
+            grown = np.empty((size, fresh.shape[1]))
+            grown_stamps = np.empty(size, dtype=np.int64)
             if values is not None:
                 grown[:start] = values[:start]
+                grown_stamps[:start] = self.stamps[:start]
             self.values = values = grown
+            self.stamps = grown_stamps
         values[start:start + m] = fresh
+        self.stamps[start:start + m] = stamps
         self.used = start + m
         self.slots.update(zip(map(row_list.__getitem__, at), range(start, start + m)))
         return np.arange(start, start + m)

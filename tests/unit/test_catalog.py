@@ -87,6 +87,8 @@ def test_kept_query_values_follow_every_change_of_the_catalog() -> None:
         assert both[:, 1].tolist() == c.text_similarity(q).tolist()
         return both.tolist()
 
+    cache.put("a", {"title": "red shoe"})  # no text embedding in the catalog yet
+    assert match(["a", "x"]) == [[1.0, 0.0], [0.0, 0.0]]
     cache.put("a", {"title": "red shoe", "text_vector": [1.0, 0.0]})
     assert match(["a", "x"]) == [[1.0, 1.0], [0.0, 0.0]]
     cache.put("a", {"title": "blue bag", "text_vector": [0.0, 1.0]})  # overwritten
@@ -95,6 +97,8 @@ def test_kept_query_values_follow_every_change_of_the_catalog() -> None:
     cache.put("c", {"title": "shoe", "text_vector": [2.0, 0.0]})  # evicts "a", takes its row
     assert match(["c", "a", "b"]) == [[1.0, 2.0], [0.0, 0.0], [1.0, 0.0]]
     assert match(["b", "c", "c"]) == [[1.0, 0.0], [1.0, 2.0], [1.0, 2.0]]
+    cache.put("b", {"title": "shoe"})  # written again, unchanged: its values are computed again
+    assert match(["b", "c"]) == [[1.0, 0.0], [1.0, 2.0]]
 
 
 def test_text_embeddings_of_other_widths_are_kept_apart() -> None:
