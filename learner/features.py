@@ -231,9 +231,13 @@ def featurize(ctx: RankContext, item_ids: Sequence[str], bits: int, *,
         for key in sorted({k for f in request_features for k in f}):
             raw = np.array([f.get(key, np.nan) for f in request_features], dtype=np.float64)
             have = ~np.isnan(raw)
-            filled = np.where(have, raw, np.nanmedian(raw) if have.any() else 0.0)
+            if have.all():  # the common case: every candidate has it, nothing to fill
+                filled, ranks = raw, rank_score(raw)
+            else:  # the missing get the median of the others (np.nanmedian's values)
+                filled = np.where(have, raw, np.median(raw[have]) if have.any() else 0.0)
+                ranks = np.where(have, rank_score(filled), 0.0)
             others.append(np.sign(filled) * np.log1p(np.abs(filled)))
-            others.append(np.where(have, rank_score(filled), 0.0))
+            others.append(ranks)
             extra += [f"request:{key}", f"request_rank:{key}"]
         numeric_names += tuple(extra)
     vectors = cands.vectors

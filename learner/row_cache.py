@@ -45,9 +45,10 @@ __all__ = ["RowValues"]
 class RowValues:
     """``key -> row -> values`` (a float64 row of a fixed width per key) for the most
     recently used keys, at most ``size`` rows of values in all: the least recently used
-    keys go first."""
+    keys go first. At the default, about 15 MB at most for the catalog's two query
+    features (the values, their stamps and each key's row index)."""
 
-    def __init__(self, size: int = 1 << 19) -> None:
+    def __init__(self, size: int = 1 << 17) -> None:
         self.size = size
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._held = 0  # rows of values in all entries
