@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ARMS", "CALIBRATION_BINS", "RANKERS", "QualityWindow", "list_figures"]
+__all__ = ["ARMS", "CALIBRATION_BINS", "FIGURES", "RANKERS", "QualityWindow", "list_figures"]
 
 #: Who is scored: the learner's model, the served model, the upstream order.
 RANKERS = ("learner", "served", "upstream")
@@ -71,6 +71,44 @@ def _softmax(s: F64) -> F64:
     return e / e.sum()  # type: ignore[no-any-return]
 
 
+#: The figures of one list for one ranker, in the order of a row's keys.
+FIGURES = ("rr", "ndcg", "auc", "logloss")
+# a row's keys per ranker, formatted once
+_ROW_KEYS = {name: tuple(f"{k}_{name}" for k in FIGURES) for name in RANKERS}
+
+
+def _figures(s: F64, c: int, above: npt.NDArray[np.bool_], probabilities: bool
+             ) -> tuple[tuple[float, float, float, float], F64 | None]:
+    """:data:`FIGURES` of one list for one ranker, and the softmax over the list (``None``
+    without ``probabilities``): ``s`` the ranker's scores, ``c`` the chosen item's index
+    and ``above`` whether each item was served above it. Integer counts and the same
+    floating-point operations as ever, so the figures are bit-equal to the per-figure sums
+    they replace.
+
+    >>> above = np.array([1, 2, 3]) < 3
+    >>> _figures(np.array([0.2, 0.9, 0.1]), 2, above, False)
+    ((0.3333333333333333, 0.5, 0.0, 1.0986122886681098), None)
+    >>> _figures(np.array([1.0, 1.0]), 1, np.array([True, False]), True)[0][:3]  # a tie
+    (0.5, 0.6309297535714575, 0.5)
+    """
+    n = s.shape[0]
+    if s.shape != above.shape:
+        raise ValueError(f"{n} scores for a list of {above.shape[0]}")
+    sc = s[c]
+    eq = s == sc
+    ties = int(np.count_nonzero(eq))  # with the chosen item (none if its score is NaN)
+    # rank: items strictly better, plus those tied and shown above (served position);
+    # with no tie, the chosen item is the only one equal and is not above itself
+    rank = int(np.count_nonzero(s > sc)) + 1
+    if ties > 1:
+        rank += int(np.count_nonzero(eq & above))
+    below = int(np.count_nonzero(s < sc)) + 0.5 * (ties - 1)
+    p = _softmax(s) if probabilities else None
+    pc = float(p[c]) if p is not None else 1.0 / n
+    return ((1.0 / rank, 1.0 / math.log2(rank + 1), below / (n - 1) if n > 1 else math.nan,
+             float(-math.log(max(pc, 1e-12)))), p)
+
+
 def list_figures(scores: F64, labels: F64, positions: npt.ArrayLike,
                  probabilities: bool = True) -> dict[str, float]:
     """MRR, NDCG, AUC and log-loss of one list for one ranker (see the module doc).
@@ -80,16 +118,9 @@ def list_figures(scores: F64, labels: F64, positions: npt.ArrayLike,
     (0.3333333333333333, 0.5, 0.0)
     """
     c = int(np.argmax(labels))
-    n = len(scores)
-    # rank: items strictly better, plus those tied and shown above (served position)
     pos = np.asarray(positions)
-    better = int(np.sum(scores > scores[c]) + np.sum((scores == scores[c]) & (pos < pos[c])))
-    rank = better + 1
-    below = float(np.sum(scores < scores[c]) + 0.5 * (np.sum(scores == scores[c]) - 1))
-    p = _softmax(scores) if probabilities else np.full(n, 1.0 / n)
-    return {"rr": 1.0 / rank, "ndcg": 1.0 / math.log2(rank + 1),
-            "auc": below / (n - 1) if n > 1 else math.nan,
-            "logloss": float(-math.log(max(float(p[c]), 1e-12)))}
+    figures, _ = _figures(np.asarray(scores), c, pos < pos[c], probabilities)
+    return dict(zip(FIGURES, figures))
 
 
 class QualityWindow:
@@ -116,23 +147,35 @@ class QualityWindow:
         """Score one labelled list (before it is learned from); its figures.
 
         ``scores`` maps ranker name to the list's scores; ``served`` defaults to
-        ``learner``'s when absent.
+        ``learner``'s when absent. A ranker given the very array of one scored before
+        (``served`` while it is the learner) gets that one's figures, not a second count.
         """
         if "served" not in scores and "learner" in scores:
             scores = {**scores, "served": scores["learner"]}
+        c = int(labels.argmax())
+        pos = np.asarray(positions)
+        above = pos < pos[c]
+        # figures by score array (and whether they are probabilities): the same array
+        # gives the same figures
+        done: dict[tuple[int, bool], tuple[tuple[float, float, float, float], F64 | None]] = {}
+        learner_p: F64 | None = None
         row: dict[str, float] = {}
         for name, s in scores.items():
-            f = list_figures(np.asarray(s, dtype=np.float64), labels, positions,
-                             probabilities=name != "upstream")
-            for k, v in f.items():
-                row[f"{k}_{name}"] = v
-        learner = scores.get("learner")
-        if learner is not None:
-            p = _softmax(np.asarray(learner, dtype=np.float64))
-            top = int(np.argmax(p))
-            row["pred_top"] = float(p[top])
+            probabilities = name != "upstream"
+            key = (id(s), probabilities)
+            result = done.get(key)
+            if result is None:
+                result = done[key] = _figures(np.asarray(s, dtype=np.float64), c, above,
+                                              probabilities)
+            keys = _ROW_KEYS.get(name) or tuple(f"{k}_{name}" for k in FIGURES)
+            row.update(zip(keys, result[0]))
+            if name == "learner":
+                learner_p = result[1]
+        if learner_p is not None:  # the softmax of the learner's scores, computed once
+            top = int(learner_p.argmax())
+            row["pred_top"] = float(learner_p[top])
             row["obs_top"] = float(labels[top] > 0)
-            self._calib.append((p, (labels > 0).astype(np.float64)))
+            self._calib.append((learner_p, (labels > 0).astype(np.float64)))
         self._lists.append(row)
         self.labeled += 1
         return row
