@@ -29,11 +29,12 @@ scored with the pinned model, so the ``served`` figures show the quality users g
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +52,7 @@ from monitor.series import COUNTERS, SeriesWriter
 from serving.model import ServingModel
 from streams.examples import LabeledList
 
-__all__ = ["MONITOR_WHO", "LearnerMonitor", "arm_of"]
+__all__ = ["MONITOR_WHO", "BlockLayout", "LearnerMonitor", "arm_of", "layout_of"]
 
 log = logging.getLogger("streamrank.monitor")
 
@@ -68,6 +69,33 @@ def arm_of(model_version: str | None) -> str:
     if model_version and model_version[:1] == "v" and model_version[1:].isdigit():
         return "reranked"
     return "upstream"
+
+
+class BlockLayout(NamedTuple):
+    """Where the monitor finds its columns in a feature block with given ``names``."""
+
+    #: The columns whose values the stability indexes take (numeric and request features).
+    psi_names: tuple[str, ...]
+    #: Their indexes in the block.
+    psi_index: tuple[int, ...]
+    #: The index of ``upstream_rank`` (``None`` if the block has none).
+    upstream: int | None
+
+
+@functools.lru_cache(maxsize=64)
+def layout_of(names: tuple[str, ...]) -> BlockLayout:
+    """The monitor's columns of a block with these column ``names``, worked out once per
+    layout (the blocks of a stream share a few; equal tuples give the same object).
+
+    >>> layout_of(("user_x_item", "item_ctr", "request:price", "upstream_rank"))
+    BlockLayout(psi_names=('item_ctr', 'request:price', 'upstream_rank'), psi_index=(1, 2, 3), upstream=3)
+    >>> layout_of(("item",)).upstream is None
+    True
+    """
+    psi = [(name, j) for j, name in enumerate(names)
+           if name in NUMERIC_FEATURES or name.startswith("request")]
+    return BlockLayout(tuple(name for name, _ in psi), tuple(j for _, j in psi),
+                       names.index("upstream_rank") if "upstream_rank" in names else None)
 
 
 class LearnerMonitor:
@@ -151,17 +179,24 @@ class LearnerMonitor:
         clicked but is not scored. The served model, when it is not the learner's
         newest, scores the lists here. Never raises: the monitor must not stop the
         learner."""
-        columns: dict[str, list[npt.NDArray[np.float32]]] = {}
+        runs: list[tuple[BlockLayout, list[npt.NDArray[np.float32]]]] = []
         learner_scores: list[npt.NDArray[np.float64]] = []
         for item in learned:
             try:
-                self._observe(item, columns, learner_scores)
+                self._observe(item, runs, learner_scores)
             except Exception:  # the monitor must never stop the learner
                 log.exception("monitor: could not score record %s", item.record.source)
-        # the stability indexes take the batch's values at once (one update per feature)
+        # the stability indexes take the batch's values at once (one update per feature),
+        # in the order of the lists: each run of blocks with one layout is stacked, and
+        # each of its columns goes to its feature
         try:
             if learner_scores:
                 self.score_psi.update(np.concatenate(learner_scores))
+            columns: dict[str, list[npt.NDArray[np.float32]]] = {}
+            for layout, values in runs:
+                stacked = values[0] if len(values) == 1 else np.concatenate(values)
+                for name, j in zip(layout.psi_names, layout.psi_index):
+                    columns.setdefault(name, []).append(stacked[:, j])
             for name, parts in columns.items():
                 index = self.feature_psi.get(name)
                 if index is None:
@@ -187,7 +222,8 @@ class LearnerMonitor:
             learned.append(item)
         self.on_learned(learned)
 
-    def _observe(self, item: Learned, columns: dict[str, list[npt.NDArray[np.float32]]],
+    def _observe(self, item: Learned,
+                 runs: list[tuple[BlockLayout, list[npt.NDArray[np.float32]]]],
                  learner_scores: list[npt.NDArray[np.float64]]) -> None:
         rec = item.record
         if rec.ts is not None:
@@ -205,15 +241,20 @@ class LearnerMonitor:
         scores = {"learner": learner}
         if self._served is not None:
             scores["served"] = np.asarray(self._served.logits(block), dtype=np.float64)
-        names = block.names
-        if "upstream_rank" in names:
-            scores["upstream"] = block.value[:, names.index("upstream_rank")].astype(np.float64)
+        layout = layout_of(block.names)
+        value = block.value
+        if layout.upstream is not None:
+            scores["upstream"] = value[:, layout.upstream].astype(np.float64)
         row = self.quality.on_labeled(labels, np.asarray(rec.positions), scores)
         self._fired += self.drift.update(row["logloss_learner"])
         learner_scores.append(learner)
-        for j, name in enumerate(names):
-            if name in NUMERIC_FEATURES or name.startswith("request"):
-                columns.setdefault(name, []).append(block.value[:, j])
+        if value.ndim != 2 or value.shape[1] != len(block.names):
+            raise ValueError(f"a block of {len(block.names)} names with values of shape "
+                             f"{value.shape}")
+        if runs and runs[-1][0] is layout:
+            runs[-1][1].append(value)
+        else:
+            runs.append((layout, [value]))
 
     # -- the timer side ----------------------------------------------------------------
 

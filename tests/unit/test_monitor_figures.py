@@ -1,7 +1,8 @@
 """The monitor's cheaper per-list work gives bit-equal outputs: the figures of a list
 (counted once per score array, the learner's softmax shared with the calibration, the
-``served`` figures reused only when they are the learner's very scores). The references
-below are the per-figure sums the monitor used before."""
+``served`` figures reused only when they are the learner's very scores), and the stability
+indexes fed by whole runs of blocks with one layout. The references below are the
+per-figure sums and the per-column loop the monitor used before."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from learner.features import NUMERIC_FEATURES, FeatureBlock
+from learner.trainer import Learned
+from monitor.online import LearnerMonitor, layout_of
+from monitor.psi import StabilityIndex
 from monitor.quality import QualityWindow, list_figures
+from streams.examples import LabeledList
 
 
 def _reference_figures(scores: np.ndarray, labels: np.ndarray, positions: Any,
@@ -124,3 +130,52 @@ def test_scores_that_do_not_fit_the_list_raise() -> None:
         window.on_labeled(np.array([1.0, 0.0, 0.0]), np.array([1, 2, 3]),
                           {"learner": np.array([0.5])})
     assert window.labeled == 0
+
+
+def _block(rng: np.random.Generator, n: int, names: tuple[str, ...]) -> FeatureBlock:
+    value = rng.normal(0, 1, (n, len(names))).astype(np.float32)
+    return FeatureBlock(np.zeros((n, len(names)), dtype=np.int64), value, names)
+
+
+def test_stability_indexes_match_the_per_column_loop_with_mixed_layouts() -> None:
+    numeric = [name for name in NUMERIC_FEATURES if name != "upstream_rank"][:4]
+    # three layouts, interleaved: another column order, a request feature, no upstream rank
+    layouts = [("item", *numeric, "upstream_rank"),
+               ("upstream_rank", "brand", *numeric[::-1], "request:price"),
+               ("item", numeric[0], "request_rank:price")]
+    rng = np.random.default_rng(3)
+    monitor = LearnerMonitor(None, None, None, None, psi_reference=60)  # type: ignore[arg-type]
+    reference: dict[str, StabilityIndex] = {}
+    for batch in range(6):
+        learned = []
+        columns: dict[str, list[np.ndarray]] = {}
+        for k in range(12):
+            n = int(rng.integers(2, 9))
+            names = layouts[(k // (1 + batch % 3)) % 3]
+            block = _block(rng, n, names)
+            labels = [0.0] * n
+            labels[int(rng.integers(n))] = 1.0
+            rec = LabeledList(f"imp-{batch}-{k}", "u", None, None, [f"i{j}" for j in range(n)],
+                              list(range(1, n + 1)), labels, 1.0, f"t/0/{batch * 12 + k}")
+            learned.append(Learned(rec, block, rng.normal(0, 1, n)))
+            for j, name in enumerate(names):  # the loop the monitor ran per list before
+                if name in NUMERIC_FEATURES or name.startswith("request"):
+                    columns.setdefault(name, []).append(block.value[:, j])
+        monitor.on_learned(learned)
+        for name, parts in columns.items():
+            reference.setdefault(name, StabilityIndex(60, 60)).update(np.concatenate(parts))
+    assert monitor.feature_psi.keys() == reference.keys()
+    for name, want in reference.items():
+        got = monitor.feature_psi[name]
+        assert want.edges is not None and got.edges is not None
+        assert got.edges.tobytes() == want.edges.tobytes(), name
+        assert np.array_equal(got._recent_counts, want._recent_counts), name
+        assert got._recent_n == want._recent_n and _same(got.value(), want.value()), name
+    assert monitor.quality.labeled == 72
+
+
+def test_a_layout_is_worked_out_once_per_names() -> None:
+    names = ("item", "item_ctr", "request:price", "upstream_rank")
+    again = names[:2] + names[2:]  # an equal tuple, another object
+    assert again is not names and layout_of(again) is layout_of(names)
+    assert layout_of(names).psi_index == (1, 2, 3)
