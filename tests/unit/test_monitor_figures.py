@@ -1,8 +1,8 @@
 """The monitor's cheaper per-list work gives bit-equal outputs: the figures of a list
 (counted once per score array, the learner's softmax shared with the calibration, the
 ``served`` figures reused only when they are the learner's very scores), and the stability
-indexes fed by whole runs of blocks with one layout. The references below are the
-per-figure sums and the per-column loop the monitor used before."""
+indexes fed from column indexes worked out once per block layout. The references below
+are the per-figure sums and the per-column loop the monitor used before."""
 
 from __future__ import annotations
 
