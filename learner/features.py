@@ -339,9 +339,11 @@ _query_words = lru_cache(maxsize=4096)(tokenize)
 
 def query_match(query: str | None, cands: Candidates
                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """``text_match`` and ``semantic_match`` (:func:`semantic_match`) of each candidate,
-    kept per query and row by the catalog (:meth:`Candidates.query_match`); zeros
-    without a query.
+    """``text_match`` (the share of the query's words in each candidate's text) and
+    ``semantic_match`` (the cosine of the query's sentence embedding with each item's
+    ``text_vector``, :mod:`learner.text_encoder`; 0 without an encoder or the item's
+    vector), kept per query and row by the catalog (:meth:`Candidates.query_match`);
+    zeros without a query.
 
     >>> [x.tolist() for x in query_match(None, ItemCache().gather(["a"]))]
     [[0.0], [0.0]]
@@ -352,20 +354,6 @@ def query_match(query: str | None, cands: Candidates
     q = encoder.encode_one(query) if encoder is not None and cands.catalog.has_text else None
     both = cands.query_match(query, _query_words(query), q)
     return both[:, 0], both[:, 1]
-
-
-def semantic_match(query: str | None, cands: Candidates) -> npt.NDArray[np.float64]:
-    """``(n,)`` cosine of the query's sentence embedding with each item's ``text_vector``
-    (:mod:`learner.text_encoder`); 0 without a query, an encoder, or the item's vector.
-
-    >>> semantic_match(None, ItemCache().gather(["a"])).tolist()
-    [0.0]
-    """
-    encoder = default_encoder() if query else None
-    if encoder is None or not cands.catalog.has_text:
-        return np.zeros(len(cands))
-    assert query is not None
-    return cands.text_similarity(encoder.encode_one(query))
 
 
 @lru_cache(maxsize=4096)

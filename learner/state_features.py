@@ -221,22 +221,22 @@ def item_features(user: State | None, session: State | None, cands: Candidates
         for row, key in cands.matching(flags, by_key=True):
             at = row * width + first
             ones.extend([at + c for c in seen[flags[key]]])
-    # lift()'s arithmetic inline (as in _lifts): no call per entry
-    m, k, km, log = LIFT_PRIOR_RATE, LIFT_PRIOR_WEIGHT, LIFT_PRIOR_WEIGHT * LIFT_PRIOR_RATE, math.log
     for state, counts in ((user, True), (session, False)):
         exposure = (state or {}).get("exposure")
-        if not exposure:
+        matches = cands.matching(exposure, by_key=True) if exposure else None
+        if not matches:
             continue
-        for row, key in cands.matching(exposure, by_key=True):
-            e = exposure[key]
-            at = row * width
-            if counts:  # user_item_lift, _clicks, _examined, _carts
+        rows, keys = zip(*matches)
+        lifts = _lifts(exposure, keys)  # type: ignore[arg-type]
+        if counts:  # user_item_lift, _clicks, _examined, _carts
+            for row, key, item_lift in zip(rows, keys, lifts):
+                e = exposure[key]  # type: ignore[index]
+                at = row * width
                 flat += (at + 5, at + 6, at + 7, at + 8)
-                values += (log((e[1] + km) / (e[0] + k) / m), e[1], e[0],
-                           e[2] if len(e) > 2 else 0.0)
-            else:  # session_item_lift
-                flat.append(at + 9)
-                values.append(log((e[1] + km) / (e[0] + k) / m))
+                values += (item_lift, e[1], e[0], e[2] if len(e) > 2 else 0.0)
+        else:  # session_item_lift
+            flat += [row * width + 9 for row in rows]
+            values += lifts
     out = np.zeros((len(cands), width))
     cells = out.reshape(-1)
     if ones:
