@@ -128,6 +128,11 @@ def _cpu_ms_per_event(samples: list[_Sample]) -> float | None:
     return 1000 * slope([s.committed for s in moved], [s.cpu for s in moved])  # type: ignore[misc]
 
 
+def _durations(ctx: BenchContext) -> tuple[int, int]:
+    """Seconds of sustained load, and of warm-up left out of its figures."""
+    return ctx.pick(30, 10), ctx.pick(8, 3)
+
+
 def _others_cpu(ctx: BenchContext, load: ModuleProcess) -> dict[str, int | None]:
     """The pids whose CPU the sustained runs record beside the worker's: the broker (when
     this run started it) and the load generator."""
@@ -135,19 +140,39 @@ def _others_cpu(ctx: BenchContext, load: ModuleProcess) -> dict[str, int | None]
     return {"broker": kafka.pid if kafka is not None else None, "load": load.proc.pid}
 
 
-def _cores(samples: list[tuple[float, float | None]]) -> float | None:
-    """Cores a process used between the first and the last of ``(t, cpu s)`` samples.
+def _cpu_of(pids: dict[str, int | None]) -> dict[str, float | None]:
+    """Each process's CPU seconds now (``None`` for an unknown or finished one)."""
+    return {k: cpu_seconds(p) if p else None for k, p in pids.items()}
 
-    >>> _cores([(0.0, 1.0), (2.0, 2.5)]), _cores([(0.0, None), (1.0, 2.0)])
-    (0.75, None)
+
+def _cores(samples: list[tuple[float, float | None]]) -> float | None:
+    """Cores a process used between the first and the last of ``(t, cpu s)`` samples
+    (``None`` with fewer than two, or without its CPU).
+
+    >>> _cores([(0.0, 1.0), (2.0, 2.5)]), _cores([(0.0, None), (1.0, 2.0)]), _cores([])
+    (0.75, None, None)
     """
+    if len(samples) < 2:
+        return None
     (t0, c0), (t1, c1) = samples[0], samples[-1]
     return None if c0 is None or c1 is None or t1 <= t0 else (c1 - c0) / (t1 - t0)
 
 
-def _sustained_noop(ctx: BenchContext, section: Section, seconds: int, warmup: int) -> None:
+def _warm_up(ctx: BenchContext, env: dict[str, str], probe: LagProbe, consumer: Any,
+             tag: str) -> None:
+    """A small batch through the consumer first: its group is up and committing."""
+    warm = start_load(ctx, env, 500, 0, tag)
+    warm.wait(120)
+    if _watch_until_drained(probe, consumer, 90, []) is None:
+        raise RuntimeError(f"{consumer!r} did not consume the warm-up batch in 90 s:\n"
+                           + consumer.log_tail())
+
+
+def _sustained_noop(ctx: BenchContext, section: Section) -> None:
     """The same load, on fresh topics, consumed by the no-op Faust worker: what any Faust
-    worker reaches here, and the CPU the broker and the load generator take at that rate."""
+    worker reaches here, and the CPU the broker and the load generator take at that rate,
+    which leaves :func:`_noop_figures` the CPU per event a worker has."""
+    seconds, warmup = _durations(ctx)
     env = ctx.deployment("tputnoop")
     prefix = env["STREAMRANK_TOPIC_PREFIX"]
     bootstrap = env["STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"]
@@ -161,19 +186,14 @@ def _sustained_noop(ctx: BenchContext, section: Section, seconds: int, warmup: i
     probe = LagProbe(bootstrap, f"{prefix}noop", topics)
     try:
         probe.wait_for_topics(90)
-        warm = start_load(ctx, env, 500, 0, "nw")
-        warm.wait(120)
-        if _watch_until_drained(probe, noop, 90, []) is None:
-            raise RuntimeError("the no-op worker did not consume the warm-up batch in 90 s:\n"
-                               + noop.log_tail())
+        _warm_up(ctx, env, probe, noop, "nw")
         producer = start_load(ctx, env, RATE * seconds, RATE, "ns")
         _wait_line(producer, "started", 120)
         pids = {"noop": noop.proc.pid, **_others_cpu(ctx, producer)}
         rows: list[tuple[_Sample, dict[str, float | None]]] = []
         t_start = time.monotonic()
         while producer.alive():
-            rows.append((_look(probe, None),
-                         {k: cpu_seconds(p) if p else None for k, p in pids.items()}))
+            rows.append((_look(probe, None), _cpu_of(pids)))
             time.sleep(1.0)
         t_stop = time.monotonic()
     finally:
@@ -198,8 +218,7 @@ def _sustained(ctx: BenchContext, section: Section) -> None:
     env = ctx.deployment("tput")
     prefix = env["STREAMRANK_TOPIC_PREFIX"]
     bootstrap = env["STREAMRANK_KAFKA_BOOTSTRAP_SERVERS"]
-    seconds = ctx.pick(30, 10)
-    warmup = ctx.pick(8, 3)
+    seconds, warmup = _durations(ctx)
     ctx.say(f"throughput: starting the worker, then {RATE} events/s for {seconds} s")
     worker = _start_worker(ctx, env, "sustained")
     pid = worker.proc.pid
@@ -207,12 +226,7 @@ def _sustained(ctx: BenchContext, section: Section) -> None:
                                                      f"{prefix}interactions"])
     try:
         probe.wait_for_topics(90)  # the worker creates them
-        # first a small batch through the whole pipeline: the group is up and committing
-        warm = start_load(ctx, env, 500, 0, "w")
-        warm.wait(120)
-        if _watch_until_drained(probe, worker, 90, []) is None:
-            raise RuntimeError("the worker did not consume the warm-up batch in 90 s:\n"
-                               + worker.log_tail())
+        _warm_up(ctx, env, probe, worker, "w")
         base = _look(probe, pid)
         producer = start_load(ctx, env, RATE * seconds, RATE, "s")
         _wait_line(producer, "started", 120)
@@ -222,8 +236,7 @@ def _sustained(ctx: BenchContext, section: Section) -> None:
         t_start = time.monotonic()
         while producer.alive():
             samples.append(_look(probe, pid))
-            other_cpu.append((samples[-1].t, {k: cpu_seconds(p) if p else None
-                                              for k, p in others.items()}))
+            other_cpu.append((samples[-1].t, _cpu_of(others)))
             if not worker.alive():
                 raise RuntimeError("the worker exited:\n" + worker.log_tail())
             time.sleep(1.0)
@@ -248,7 +261,7 @@ def _sustained(ctx: BenchContext, section: Section) -> None:
         "lag_slope": lag_slope, "max_lag": max_lag, "drain_after_stop_s": drain,
         "final_lag": samples[-1].lag, "cpu_ms_per_event": cpu_ms,
         "cores": {k: _cores([(t, c[k]) for t, c in other_cpu
-                             if t_start + warmup <= t <= t_stop] or [(0.0, None)] * 2)
+                             if t_start + warmup <= t <= t_stop])
                   for k in others},
         "samples_t_end_committed_cpu": [
             (round(s.t - t_start, 2), s.end - base.end, s.committed - base.committed,
@@ -327,7 +340,7 @@ def _peak(ctx: BenchContext, section: Section) -> None:
             for s in ours_samples],
     }
     cpu_sustained = section.details.pop("_cpu_sustained", None)
-    cpu_left = section.details.pop("_cpu_left_ms", None)
+    cpu_left = section.details.get("sustained_noop", {}).get("cpu_left_ms_per_event")
     section.figures += [
         Figure("peak: draining a backlog", "events/s", ours_rate, "no-op Faust worker",
                noop_rate, note="n/a: not drained within the time allowed"),
@@ -349,8 +362,7 @@ def run(ctx: BenchContext) -> Section:
     section = Section("worker throughput through the real broker (Kafka, Faust)")
     _sustained(ctx, section)
     ctx.stop_tracked()
-    seconds, warmup = ctx.pick(30, 10), ctx.pick(8, 3)
-    _sustained_noop(ctx, section, seconds, warmup)
+    _sustained_noop(ctx, section)
     ctx.stop_tracked()
     _noop_figures(section)
     _peak(ctx, section)
@@ -368,7 +380,5 @@ def _noop_figures(section: Section) -> None:
     cores = noop["cores"]
     if cores.get("broker") is None or cores.get("load") is None:
         return
-    left = os.cpu_count() or 1
-    left -= cores["broker"] + cores["load"]
-    section.details["_cpu_left_ms"] = 1000 * left / RATE
-    section.details["sustained_noop"]["cpu_left_ms_per_event"] = 1000 * left / RATE
+    left = (os.cpu_count() or 1) - cores["broker"] - cores["load"]
+    noop["cpu_left_ms_per_event"] = 1000 * left / RATE
