@@ -2,8 +2,9 @@
 
 The stream keeps the truth in changelog-backed tables; after each record (the events
 agent: after each batch) it stages the changed state here (:meth:`RedisMirror.stage`, no
-wait), and a background task writes what is staged in one pipeline as soon as the previous write is done, usually a few
-milliseconds later, where the scorer reads it for the next request. Only the newest
+wait), and a background task writes what is staged in one pipeline as soon as the
+previous write is done, usually a few milliseconds later, where the scorer reads it for
+the next request. Only the newest
 state of a key is written: a burst of events of one user is one write. When Redis does
 not answer, what is staged stays staged (newest wins) and is written when it is back.
 
